@@ -1,0 +1,251 @@
+"""Evidence: one JSON record per decided check, streamed to ``evidence.jsonl``.
+
+The evidence file is the contract between execution and everything after it:
+scoring and reports are pure functions of these records, so a run can be
+re-scored, re-rendered or merged across shards without loading a model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import socket
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from functools import cache
+from importlib import metadata, resources
+from pathlib import Path
+from typing import IO, Any
+
+from apr_qa.errors import UsageError
+
+__all__ = [
+    "MAX_OUTPUT_CHARS",
+    "SCHEMA_VERSION",
+    "EvidenceWriter",
+    "Outcome",
+    "ReadResult",
+    "Record",
+    "ScenarioInfo",
+    "host_info",
+    "now_utc",
+    "read_evidence",
+    "record_schema",
+]
+
+SCHEMA_VERSION = 1
+MAX_OUTPUT_CHARS = 4096
+
+
+class Outcome(StrEnum):
+    """What a refutation attempt came to. Only ``corroborated`` counts as passed."""
+
+    CORROBORATED = "corroborated"
+    FALSIFIED = "falsified"
+    SKIPPED = "skipped"
+    TIMEOUT = "timeout"
+    CRASHED = "crashed"
+
+
+@dataclass(frozen=True)
+class ScenarioInfo:
+    """Where a scenario came from and what it asked."""
+
+    name: str
+    oracle: str | None = None
+    prompt: str | None = None
+    messages: tuple[Mapping[str, str], ...] | None = None
+    seed: int | None = None
+    file: str | None = None
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class Record:
+    """One decided check. Field order is the order written to disk."""
+
+    run_id: str
+    record_id: str
+    gate: str
+    category: str
+    severity: str
+    outcome: Outcome
+    reason: str
+    model: str
+    format: str | None = None
+    quantization: str | None = None
+    backend: str | None = None
+    modality: str | None = None
+    scenario: ScenarioInfo | None = None
+    output: str | None = None
+    expected: Any = None
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    counterexample: str | None = None
+    playbook: str | None = None
+    playbook_sha256: str | None = None
+    shard: str | None = None
+    host: Mapping[str, str] = field(default_factory=dict)
+    timestamp: str = ""
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def cell(self) -> str:
+        """``model.format.quant.backend.modality`` (the JUnit classname)."""
+        parts = (self.model, self.format, self.quantization, self.backend, self.modality)
+        return ".".join(p or "-" for p in parts)
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as a JSON-safe mapping, output bounded."""
+        data = dataclasses.asdict(self)
+        data["outcome"] = str(self.outcome)
+        if self.output is not None and len(self.output) > MAX_OUTPUT_CHARS:
+            data["output"] = self.output[:MAX_OUTPUT_CHARS] + "…[truncated]"
+        if data["scenario"] is not None and data["scenario"]["messages"] is not None:
+            data["scenario"]["messages"] = [dict(m) for m in data["scenario"]["messages"]]
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Record:
+        """Rebuild a record written by :meth:`to_json` (validated beforehand)."""
+        values = dict(data)
+        values["outcome"] = Outcome(values["outcome"])
+        scenario = values.get("scenario")
+        if scenario is not None:
+            scenario = dict(scenario)
+            if scenario.get("messages") is not None:
+                scenario["messages"] = tuple(dict(m) for m in scenario["messages"])
+            values["scenario"] = ScenarioInfo(**scenario)
+        return cls(**values)
+
+
+@cache
+def host_info() -> dict[str, str]:
+    """Host and library versions, stamped on every record."""
+    info = {
+        "hostname": socket.gethostname(),
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+    }
+    for dist in ("apr-qa", "torch", "transformers", "llama-cpp-python", "gguf", "safetensors"):
+        try:
+            info[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return info
+
+
+def now_utc() -> str:
+    """An ISO-8601 UTC timestamp with milliseconds."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class EvidenceWriter:
+    """Appends records to a JSONL file, flushed and fsynced as they are decided.
+
+    A crash or a cancel loses nothing that was already written.
+    """
+
+    def __init__(self, path: Path, *, fsync: bool = True) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh: IO[str] = path.open("a", encoding="utf-8")
+        self._fsync = fsync
+        self.count = 0
+
+    def write(self, record: Record) -> None:
+        """Append one record and make it durable."""
+        self._fh.write(json.dumps(record.to_json(), ensure_ascii=False, sort_keys=False) + "\n")
+        self._fh.flush()
+        if self._fsync:
+            os.fsync(self._fh.fileno())
+        self.count += 1
+
+    def write_all(self, records: Iterable[Record]) -> None:
+        """Append several records."""
+        for record in records:
+            self.write(record)
+
+    def close(self) -> None:
+        """Close the file."""
+        self._fh.close()
+
+    def __enter__(self) -> EvidenceWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@cache
+def record_schema() -> dict[str, Any]:
+    """The JSON Schema of one evidence record, shipped in the package."""
+    text = resources.files("apr_qa.schemas").joinpath("evidence.schema.json").read_text("utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+@dataclass
+class ReadResult:
+    """Records read from evidence files, and what could not be used (one line each)."""
+
+    records: list[Record]
+    warnings: list[str]
+
+
+def _iter_lines(path: Path) -> Iterator[tuple[int, str, bool]]:
+    with path.open("r", encoding="utf-8", errors="replace") as fh:
+        for number, line in enumerate(fh, start=1):
+            yield number, line, line.endswith("\n")
+
+
+def read_evidence(paths: Iterable[Path]) -> ReadResult:
+    """Read and validate evidence files, keeping everything that can be kept.
+
+    A truncated last line (a killed run) is reported and skipped; so are records
+    of a newer schema version and records that fail the schema. A file that
+    does not exist or is not evidence at all is a UsageError.
+    """
+    from jsonschema import Draft202012Validator
+
+    validator = Draft202012Validator(record_schema())
+    records: list[Record] = []
+    warnings: list[str] = []
+    for path in paths:
+        if not path.is_file():
+            raise UsageError(f"{path}: evidence file not found")
+        seen = 0
+        for number, line, complete in _iter_lines(path):
+            if not line.strip():
+                continue
+            where = f"{path}:{number}"
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError:
+                kind = "truncated last line" if not complete else "not JSON"
+                warnings.append(f"{where}: {kind}, skipped")
+                continue
+            if not isinstance(data, dict):
+                warnings.append(f"{where}: not an evidence record, skipped")
+                continue
+            version = data.get("schema_version")
+            if isinstance(version, int) and version > SCHEMA_VERSION:
+                warnings.append(
+                    f"{where}: schema_version {version} is newer than this apr-qa reads "
+                    f"({SCHEMA_VERSION}); record skipped (upgrade apr-qa)"
+                )
+                continue
+            error = next(iter(validator.iter_errors(data)), None)
+            if error is not None:
+                at = "/".join(str(p) for p in error.absolute_path) or "record"
+                warnings.append(f"{where}: invalid record ({at}: {error.message}), skipped")
+                continue
+            records.append(Record.from_json(data))
+            seen += 1
+        if seen == 0:
+            warnings.append(f"{path}: no evidence records")
+    return ReadResult(records, warnings)

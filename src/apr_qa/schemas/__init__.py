@@ -1,0 +1,1 @@
+"""JSON Schemas shipped with apr-qa (playbook, evidence record, summary)."""
