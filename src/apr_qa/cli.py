@@ -81,6 +81,11 @@ def convert(src: Path, dst: Path, quant: str) -> None:
     click.echo(f"wrote {out}")
 
 
+from apr_qa.report.command import report_command  # noqa: E402
+
+cli.add_command(report_command)
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="apr-qa")

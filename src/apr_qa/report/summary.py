@@ -1,0 +1,148 @@
+"""summary.json: the machine-readable verdict, one entry per model.
+
+Built from a :class:`~apr_qa.score.RunScore` alone, so re-scoring the same
+evidence (in any order, from any number of shard files) gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from apr_qa import __version__
+from apr_qa.evidence import Outcome, Record
+from apr_qa.score import EXECUTED, ModelScore, RunScore
+
+__all__ = [
+    "SUMMARY_SCHEMA_VERSION",
+    "TOP_FAILURES",
+    "cell_rows",
+    "failure_json",
+    "summary_json",
+    "summary_schema",
+    "write_summary",
+]
+
+SUMMARY_SCHEMA_VERSION = 1
+TOP_FAILURES = 10
+
+
+@cache
+def summary_schema() -> dict[str, Any]:
+    """The JSON Schema of summary.json, shipped in the package."""
+    text = resources.files("apr_qa.schemas").joinpath("summary.schema.json").read_text("utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+def cell_rows(model: ModelScore) -> list[dict[str, Any]]:
+    """Pass rate per cell (format × quant × backend × modality), for the heatmap."""
+    groups: dict[tuple[str, str, str, str], list[Record]] = defaultdict(list)
+    for r in model.records:
+        key = (r.format or "-", r.quantization or "-", r.backend or "-", r.modality or "-")
+        groups[key].append(r)
+    rows = []
+    for (fmt, quant, backend, modality), records in sorted(groups.items()):
+        executed = sum(1 for r in records if r.outcome in EXECUTED)
+        passed = sum(1 for r in records if r.outcome is Outcome.CORROBORATED)
+        rows.append(
+            {
+                "cell": ".".join((model.model, fmt, quant, backend, modality)),
+                "format": fmt,
+                "quantization": quant,
+                "backend": backend,
+                "modality": modality,
+                "passed": passed,
+                "executed": executed,
+                "skipped": len(records) - executed,
+                "pass_rate": round(passed / executed, 4) if executed else None,
+            }
+        )
+    return rows
+
+
+def failure_json(record: Record) -> dict[str, Any]:
+    """One failed check, as summary.json and the Markdown report show it."""
+    scenario = record.scenario
+    return {
+        "record_id": record.record_id,
+        "gate": record.gate,
+        "severity": record.severity,
+        "outcome": str(record.outcome),
+        "cell": record.cell,
+        "reason": record.reason,
+        "scenario": scenario.name if scenario else None,
+        "file": scenario.file if scenario else None,
+        "line": scenario.line if scenario else None,
+    }
+
+
+def _environment(model: ModelScore) -> list[dict[str, str]]:
+    hosts = {json.dumps(dict(r.host), sort_keys=True) for r in model.records if r.host}
+    return [json.loads(h) for h in sorted(hosts)]
+
+
+def _model_json(model: ModelScore, fail_below: str) -> dict[str, Any]:
+    total = sum(model.counts.values())
+    return {
+        "model": model.model,
+        "mqs": model.mqs,
+        "grade": model.grade,
+        "status": model.status,
+        "passed": model.passes(fail_below),
+        "gateways": [
+            {
+                "gateway": g.gateway,
+                "verdict": g.verdict,
+                "reason": g.reason,
+                "evidence": list(g.evidence),
+            }
+            for g in model.gateways
+        ],
+        "categories": [
+            {
+                "category": c.category,
+                "points": round(float(c.points), 2),
+                "max": c.weight,
+                "passed": c.passed,
+                "executed": c.executed,
+                "skipped": c.skipped,
+                "assessed": c.assessed,
+            }
+            for c in model.categories
+        ],
+        "counts": {**model.counts, "total": total},
+        "halted": model.halted,
+        "duration_s": model.duration_s,
+        "playbooks": [{"path": p, "sha256": s} for p, s in model.playbooks],
+        "unknown_gates": list(model.unknown_gates),
+        "run_ids": sorted({r.run_id for r in model.records}),
+        "shards": sorted({r.shard for r in model.records if r.shard}),
+        "environment": _environment(model),
+        "cells": cell_rows(model),
+        "failures_total": len(model.failures),
+        "top_failures": [failure_json(r) for r in model.failures[:TOP_FAILURES]],
+    }
+
+
+def summary_json(run: RunScore, *, fail_below: str = "C") -> dict[str, Any]:
+    """The summary document (see ``summary.schema.json``)."""
+    return {
+        "schema_version": SUMMARY_SCHEMA_VERSION,
+        "apr_qa_version": __version__,
+        "status": run.status,
+        "passed": run.passes(fail_below),
+        "fail_below": fail_below,
+        "warnings": list(run.warnings),
+        "models": [_model_json(m, fail_below) for m in run.models],
+    }
+
+
+def write_summary(document: dict[str, Any], path: Path) -> Path:
+    """Write summary.json (stable key order, UTF-8, trailing newline)."""
+    path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
