@@ -1,0 +1,358 @@
+"""The reference GGUF converter: a Hugging Face llama-family checkpoint to one GGUF file.
+
+Written with gguf-py (GGUFWriter, the tensor name map, gguf.quants) so that apr-qa
+has a converter it understands end to end, to produce fixture GGUFs and to compare
+third-party conversions against. Tensors are streamed: the header and tensor table
+are written first from shapes alone, then each tensor is read, converted and written
+in turn. K-quants are produced by llama.cpp's own quantizer (bundled with
+llama-cpp-python) from a lossless intermediate GGUF, since gguf-py cannot quantize
+them. DST is only ever replaced whole: everything is written to a temporary file in
+DST's folder and renamed at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from apr_qa.errors import UsageError
+from apr_qa.models.convert_kquant import K_QUANTS, quantize_with_llama_cpp
+from apr_qa.models.convert_source import SourceTensor, list_tensors, read_config, read_tensor
+
+__all__ = [
+    "SIMPLE_QUANTS",
+    "SUPPORTED_ARCHITECTURES",
+    "SUPPORTED_QUANTS",
+    "ConversionReport",
+    "convert",
+    "convert_with_report",
+]
+
+log = logging.getLogger(__name__)
+
+# HF architecture -> (gguf architecture name, whether q/k rows need llama's rotary
+# permutation). HF llama/mistral store q/k in "half-split" rotary order, llama.cpp's
+# llama graph expects interleaved pairs; qwen2's llama.cpp graph uses HF's order.
+_ARCHITECTURES: Mapping[str, tuple[str, bool]] = {
+    "LlamaForCausalLM": ("llama", True),
+    "MistralForCausalLM": ("llama", True),
+    "Qwen2ForCausalLM": ("qwen2", False),
+}
+SUPPORTED_ARCHITECTURES: tuple[str, ...] = tuple(_ARCHITECTURES)
+"""Hugging Face ``architectures`` values the converter accepts."""
+
+SIMPLE_QUANTS: tuple[str, ...] = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1")
+"""Quantizations written directly with gguf-py."""
+
+SUPPORTED_QUANTS: tuple[str, ...] = SIMPLE_QUANTS + tuple(K_QUANTS)
+"""Every ``--quant`` value the converter accepts."""
+
+
+@dataclass(frozen=True)
+class ConversionReport:
+    """What a conversion wrote: the file, its tensor types, and every fallback taken."""
+
+    path: Path
+    architecture: str
+    quant: str
+    tokenizer_pre: str | None
+    tensor_types: dict[str, str]
+    fallbacks: tuple[str, ...]
+
+
+def convert(src: Path, dst: Path, quant: str) -> Path:
+    """Convert Hugging Face checkpoint directory ``src`` to GGUF file ``dst``; return ``dst``."""
+    return convert_with_report(src, dst, quant).path
+
+
+def convert_with_report(src: Path, dst: Path, quant: str) -> ConversionReport:
+    """Like :func:`convert`, and say what was written (tensor types, fallbacks)."""
+    src, dst = Path(src), Path(dst)
+    quant = quant.lower()
+    if quant not in SUPPORTED_QUANTS:
+        raise UsageError(f"unsupported quant {quant!r}; supported: {', '.join(SUPPORTED_QUANTS)}")
+    config = read_config(src)
+    arch_name, permute_qk = _architecture(src, config)
+    hparams = _HParams.from_config(src, config)
+    tensors = list_tensors(src)
+    from apr_qa.models.gguf_tokenizer import read_tokenizer
+
+    tokenizer = read_tokenizer(src, hparams.vocab_size)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with _temp_path(dst, ".part") as tmp:
+        if quant in K_QUANTS:
+            inter_quant = _lossless_quant(tensors)
+            with _temp_path(dst, f".{inter_quant}.gguf") as inter:
+                fallbacks = _write_gguf(
+                    inter, src, arch_name, permute_qk, hparams, tensors, tokenizer, inter_quant
+                )
+                quantize_with_llama_cpp(inter, tmp, quant)
+        else:
+            fallbacks = _write_gguf(
+                tmp, src, arch_name, permute_qk, hparams, tensors, tokenizer, quant
+            )
+        types = _tensor_types(tmp)
+        os.replace(tmp, dst)
+    if quant in K_QUANTS:
+        fallbacks = _kquant_fallbacks(types, quant)
+    for note in fallbacks:
+        log.warning("%s: %s", dst, note)
+    return ConversionReport(dst, arch_name, quant, tokenizer.pre, types, tuple(fallbacks))
+
+
+def _architecture(src: Path, config: Mapping[str, Any]) -> tuple[str, bool]:
+    archs = config.get("architectures") or []
+    for arch in archs:
+        if arch in _ARCHITECTURES:
+            return _ARCHITECTURES[arch]
+    named = ", ".join(archs) if archs else f"model_type {config.get('model_type')!r}"
+    raise UsageError(
+        f"{src / 'config.json'}: unsupported architecture {named}; "
+        f"supported: {', '.join(SUPPORTED_ARCHITECTURES)}"
+    )
+
+
+@dataclass(frozen=True)
+class _HParams:
+    vocab_size: int
+    context_length: int
+    hidden: int
+    blocks: int
+    ffn: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    rope_theta: float
+    rope_linear_factor: float | None
+    rms_eps: float
+    tied: bool
+
+    @classmethod
+    def from_config(cls, src: Path, config: Mapping[str, Any]) -> _HParams:
+        where = src / "config.json"
+
+        def need(key: str) -> int:
+            value = config.get(key)
+            if not isinstance(value, int) or value <= 0:
+                raise UsageError(f"{where}: {key} must be a positive integer, got {value!r}")
+            return value
+
+        if config.get("hidden_act", "silu") != "silu":
+            raise UsageError(f"{where}: hidden_act {config.get('hidden_act')!r} is not silu")
+        heads = need("num_attention_heads")
+        hidden = need("hidden_size")
+        kv_heads = config.get("num_key_value_heads") or heads
+        head_dim = config.get("head_dim") or hidden // heads
+        if heads % kv_heads or head_dim % 2:
+            raise UsageError(f"{where}: {heads} heads / {kv_heads} kv heads / head_dim {head_dim}")
+        # transformers 5 moved rope settings into rope_parameters; older configs keep
+        # rope_theta and rope_scaling at the top level.
+        rope = dict(config.get("rope_scaling") or {})
+        rope.update(config.get("rope_parameters") or {})
+        rope_type = rope.get("rope_type", rope.get("type", "default"))
+        if rope_type not in ("default", "linear"):
+            raise UsageError(f"{where}: rope type {rope_type!r} is not supported (default, linear)")
+        factor = float(rope["factor"]) if rope_type == "linear" else None
+        theta = rope.get("rope_theta", config.get("rope_theta", 10000.0))
+        if config.get("use_sliding_window") or config.get("sliding_window"):
+            log.info("%s: sliding window attention is not written; llama.cpp attends fully", where)
+        return cls(
+            vocab_size=need("vocab_size"),
+            context_length=int(config.get("max_position_embeddings") or 2048),
+            hidden=hidden,
+            blocks=need("num_hidden_layers"),
+            ffn=need("intermediate_size"),
+            heads=heads,
+            kv_heads=int(kv_heads),
+            head_dim=int(head_dim),
+            rope_theta=float(theta),
+            rope_linear_factor=factor,
+            rms_eps=float(config.get("rms_norm_eps", 1e-6)),
+            tied=bool(config.get("tie_word_embeddings", False)),
+        )
+
+    def write(self, writer: Any) -> None:
+        import gguf
+
+        writer.add_vocab_size(self.vocab_size)
+        writer.add_context_length(self.context_length)
+        writer.add_embedding_length(self.hidden)
+        writer.add_block_count(self.blocks)
+        writer.add_feed_forward_length(self.ffn)
+        writer.add_head_count(self.heads)
+        writer.add_head_count_kv(self.kv_heads)
+        writer.add_rope_freq_base(self.rope_theta)
+        writer.add_rope_dimension_count(self.head_dim)
+        writer.add_layer_norm_rms_eps(self.rms_eps)
+        if self.head_dim * self.heads != self.hidden:
+            writer.add_key_length(self.head_dim)
+            writer.add_value_length(self.head_dim)
+        if self.rope_linear_factor is not None:
+            writer.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+            writer.add_rope_scaling_factor(self.rope_linear_factor)
+
+
+@dataclass(frozen=True)
+class _Planned:
+    source: SourceTensor
+    name: str
+    qtype: Any  # gguf.GGMLQuantizationType
+
+
+def _plan(
+    src: Path, arch_name: str, hp: _HParams, tensors: list[SourceTensor], quant: str
+) -> tuple[list[_Planned], list[str]]:
+    """Decide each output tensor's GGUF name and type; collect fallbacks."""
+    import gguf
+
+    arch = next(a for a, n in gguf.MODEL_ARCH_NAMES.items() if n == arch_name)
+    name_map = gguf.get_tensor_name_map(arch, hp.blocks)
+    wanted = gguf.GGMLQuantizationType[quant.upper()]
+    planned: list[_Planned] = []
+    fallbacks: list[str] = []
+    for tensor in tensors:
+        if tensor.name.endswith("rotary_emb.inv_freq"):
+            continue  # recomputed by every runtime from rope_theta
+        name = name_map.get_name(tensor.name, try_suffixes=(".weight", ".bias"))
+        if name is None:
+            raise UsageError(
+                f"{tensor.file}: tensor {tensor.name} has no GGUF name for {arch_name}"
+            )
+        if name == "output.weight" and hp.tied:
+            continue  # tied: llama.cpp reuses token_embd when output.weight is absent
+        qtype = wanted
+        if len(tensor.shape) < 2:
+            # Norms and biases stay f32, as llama.cpp's converter does.
+            qtype = gguf.GGMLQuantizationType.F32
+        else:
+            block = gguf.GGML_QUANT_SIZES[wanted][0]
+            if tensor.shape[-1] % block:
+                qtype = gguf.GGMLQuantizationType.F16
+                fallbacks.append(
+                    f"{name}: row length {tensor.shape[-1]} not a multiple of {block}; "
+                    f"{quant} -> f16"
+                )
+        planned.append(_Planned(tensor, name, qtype))
+    _check_shapes(src, hp, planned)
+    return planned, fallbacks
+
+
+def _check_shapes(src: Path, hp: _HParams, planned: list[_Planned]) -> None:
+    shapes = {p.name: p.source.shape for p in planned}
+    expected = {"token_embd.weight": (hp.vocab_size, hp.hidden)}
+    if not hp.tied:
+        expected["output.weight"] = (hp.vocab_size, hp.hidden)
+    for name, shape in expected.items():
+        if name not in shapes:
+            raise UsageError(f"{src}: checkpoint has no tensor for {name}")
+        if shapes[name] != shape:
+            raise UsageError(
+                f"{src}: {name} has shape {list(shapes[name])}, config.json implies {list(shape)}"
+            )
+
+
+def _permute_rotary(data: np.ndarray[Any, Any], heads: int) -> np.ndarray[Any, Any]:
+    """Reorder q/k rows from HF's half-split rotary layout to llama.cpp's interleaved one."""
+    shape = data.shape
+    per_head = shape[0] // heads
+    return data.reshape(heads, 2, per_head // 2, *shape[1:]).swapaxes(1, 2).reshape(shape).copy()
+
+
+def _write_gguf(
+    path: Path,
+    src: Path,
+    arch_name: str,
+    permute_qk: bool,
+    hp: _HParams,
+    tensors: list[SourceTensor],
+    tokenizer: Any,
+    quant: str,
+) -> list[str]:
+    import gguf
+
+    planned, fallbacks = _plan(src, arch_name, hp, tensors, quant)
+    writer = gguf.GGUFWriter(str(path), arch_name)
+    writer.add_name(src.resolve().name)
+    writer.add_file_type(_FILE_TYPES[quant])
+    if quant not in ("f32", "f16", "bf16"):
+        writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
+    hp.write(writer)
+    tokenizer.write(writer)
+    for p in planned:
+        nbytes = int(np.prod(gguf.quants.quant_shape_to_byte_shape(p.source.shape, p.qtype)))
+        writer.add_tensor_info(p.name, p.source.shape, np.dtype(np.float32), nbytes, p.qtype)
+    try:
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_ti_data_to_file()
+        for p in planned:
+            writer.write_tensor_data(_convert_tensor(p, hp, permute_qk))
+    finally:
+        writer.close()
+    return fallbacks
+
+
+def _convert_tensor(p: _Planned, hp: _HParams, permute_qk: bool) -> np.ndarray[Any, Any]:
+    import gguf
+
+    data = read_tensor(p.source)
+    if permute_qk and ".attn_q." in p.name:
+        data = _permute_rotary(data, hp.heads)
+    elif permute_qk and ".attn_k." in p.name:
+        data = _permute_rotary(data, hp.kv_heads)
+    return np.ascontiguousarray(gguf.quants.quantize(data, p.qtype))
+
+
+def _lossless_quant(tensors: list[SourceTensor]) -> str:
+    """The intermediate type for K-quants: the widest source float, so nothing is lost."""
+    dtypes = {t.dtype for t in tensors}
+    if dtypes <= {"BF16"}:
+        return "bf16"
+    if dtypes <= {"F16"}:
+        return "f16"
+    return "f32"
+
+
+def _tensor_types(path: Path) -> dict[str, str]:
+    import gguf
+
+    reader = gguf.GGUFReader(str(path))
+    return {t.name: t.tensor_type.name for t in reader.tensors}
+
+
+def _kquant_fallbacks(types: Mapping[str, str], quant: str) -> list[str]:
+    # A K-quant mix legitimately uses several K types; anything else on a matrix means
+    # llama.cpp fell back (row length not a multiple of 256).
+    return [
+        f"{name}: llama.cpp quantizer fell back to {qtype} (requested {quant})"
+        for name, qtype in types.items()
+        if not qtype.endswith("_K") and qtype != "F32"
+    ]
+
+
+def _file_types() -> dict[str, int]:
+    # LlamaFileType values for the simple quants (general.file_type).
+    return {"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q8_0": 7, "q5_0": 8, "q5_1": 9, "bf16": 32}
+
+
+_FILE_TYPES = _file_types()
+
+
+@contextlib.contextmanager
+def _temp_path(dst: Path, suffix: str) -> Iterator[Path]:
+    """A temporary file next to ``dst`` (same filesystem, so the rename is atomic)."""
+    fd, name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=suffix, dir=dst.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+    finally:
+        tmp.unlink(missing_ok=True)

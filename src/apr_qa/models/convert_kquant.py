@@ -1,0 +1,48 @@
+"""K-quants for the reference converter, through llama.cpp's own quantizer.
+
+gguf-py can dequantize K-quants but not produce them; llama-cpp-python bundles
+``llama_model_quantize``, the same code as the ``llama-quantize`` tool, so the
+converter writes a lossless GGUF first and hands it to that.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Mapping
+from pathlib import Path
+
+from apr_qa.errors import EnvironmentProblem, UsageError
+
+__all__ = ["K_QUANTS", "quantize_with_llama_cpp"]
+
+# --quant name -> llama_ftype (LLAMA_FTYPE_MOSTLY_*, same numbers as gguf.LlamaFileType).
+K_QUANTS: Mapping[str, int] = {
+    "q2_k": 10,
+    "q3_k_s": 11,
+    "q3_k_m": 12,
+    "q3_k_l": 13,
+    "q4_k_s": 14,
+    "q4_k_m": 15,
+    "q5_k_s": 16,
+    "q5_k_m": 17,
+    "q6_k": 18,
+}
+
+
+def quantize_with_llama_cpp(src_gguf: Path, dst_gguf: Path, quant: str) -> None:
+    """Quantize an f32/f16/bf16 GGUF ``src_gguf`` to K-quant ``quant`` at ``dst_gguf``."""
+    if quant not in K_QUANTS:
+        raise UsageError(f"unsupported K-quant {quant!r}; supported: {', '.join(K_QUANTS)}")
+    try:
+        import llama_cpp
+    except ImportError as exc:
+        raise EnvironmentProblem(
+            f"{dst_gguf}: K-quant {quant} needs llama-cpp-python (pip install llama-cpp-python)"
+        ) from exc
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = K_QUANTS[quant]
+    rc = llama_cpp.llama_model_quantize(
+        str(src_gguf).encode(), str(dst_gguf).encode(), ctypes.byref(params)
+    )
+    if rc != 0:
+        raise EnvironmentProblem(f"{dst_gguf}: llama.cpp quantizer failed for {quant} (rc {rc})")
