@@ -11,12 +11,15 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from apr_qa import __version__
-from apr_qa.errors import AprQaError, ExitCode
+from apr_qa.errors import AprQaError, ExitCode, PlaybookError, Problem
+
+if TYPE_CHECKING:
+    from apr_qa.playbook import Playbook
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -32,7 +35,7 @@ def _guarded(func: F) -> F:
             return func(*args, **kwargs)
         except AprQaError as exc:
             for line in exc.lines():
-                click.echo(f"apr-qa: error: {line}" if ":" not in line[:1] else line, err=True)
+                click.echo(line if isinstance(exc, PlaybookError) else f"apr-qa: error: {line}", err=True)
             sys.exit(int(exc.exit_code))
         except KeyboardInterrupt:
             click.echo("apr-qa: interrupted", err=True)
@@ -61,6 +64,124 @@ def cli(ctx: click.Context, verbose: int, quiet: int) -> None:
     _configure_logging(verbose, quiet)
     ctx.ensure_object(dict)
     ctx.obj["quiet"] = quiet > 0
+
+
+_playbooks_arg = click.argument(
+    "playbooks", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False)
+)
+_model_path_opt = click.option(
+    "--model-path",
+    type=click.Path(path_type=Path),
+    help="Use this model (directory or file) instead of, or in the absence of, the playbook's.",
+)
+
+
+def _load_all(paths: tuple[Path, ...], model_path: Path | None, *, quiet: bool) -> list[Playbook]:
+    """Load every playbook, reporting all problems of all files before failing."""
+    from apr_qa.playbook import load_playbook
+
+    loaded: list[Playbook] = []
+    problems: list[Problem] = []
+    warned: dict[str, int] = {}
+    for path in paths:
+        try:
+            playbook = load_playbook(path, model_path=model_path)
+        except PlaybookError as exc:
+            problems.extend(exc.problems)
+            continue
+        loaded.append(playbook)
+        for warning in playbook.warnings:
+            warned[warning] = warned.get(warning, 0) + 1
+    if not quiet:
+        for warning, count in warned.items():
+            files = f" (in {count} files)" if count > 1 else f" ({loaded[0].path})" if len(paths) == 1 else ""
+            click.echo(f"apr-qa: warning: {warning}{files}", err=True)
+    if problems:
+        raise PlaybookError(problems)
+    return loaded
+
+
+@cli.command()
+@_playbooks_arg
+@_model_path_opt
+@click.option(
+    "--locked",
+    "lock_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Refuse playbooks whose hash or locked fields differ from this lock file.",
+)
+@click.pass_context
+@_guarded
+def validate(
+    ctx: click.Context, playbooks: tuple[Path, ...], model_path: Path | None, lock_file: Path | None
+) -> None:
+    """Check playbooks against the schema; one file:line:col line per problem."""
+    loaded = _load_all(playbooks, model_path, quiet=ctx.obj["quiet"])
+    if lock_file is not None:
+        from apr_qa.lock import check_locked, read_lock
+
+        lock = read_lock(lock_file)
+        problems = [p for book in loaded for p in check_locked(book, lock, lock_file)]
+        if problems:
+            raise PlaybookError(problems)
+    if not ctx.obj["quiet"]:
+        count = len(loaded)
+        click.echo(f"{count} playbook{'s' if count != 1 else ''} valid", err=True)
+
+
+@cli.command()
+@_playbooks_arg
+@_model_path_opt
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (streamed).")
+@click.option("--shard", "shard_text", metavar="K/N", help="Only the cells of shard K of N.")
+@click.pass_context
+@_guarded
+def plan(
+    ctx: click.Context,
+    playbooks: tuple[Path, ...],
+    model_path: Path | None,
+    as_json: bool,
+    shard_text: str | None,
+) -> None:
+    """Expand playbooks into cells and scenarios, with counts."""
+    from apr_qa.plan import build_plan, parse_shard
+    from apr_qa.planview import render_table, write_json
+
+    shard = parse_shard(shard_text) if shard_text else None
+    the_plan = build_plan(_load_all(playbooks, model_path, quiet=ctx.obj["quiet"]), shard)
+    if as_json:
+        write_json(the_plan, sys.stdout)
+    else:
+        click.echo(render_table(the_plan))
+
+
+@cli.command()
+@_playbooks_arg
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("playbook.lock.yaml"),
+    show_default=True,
+    help="Lock file to create or update.",
+)
+@click.option(
+    "--field",
+    "fields",
+    multiple=True,
+    help="A dotted field to lock (repeatable); default: model.hf_repo, model.formats, "
+    "test_matrix, falsification_gates.",
+)
+@click.pass_context
+@_guarded
+def lock(ctx: click.Context, playbooks: tuple[Path, ...], output: Path, fields: tuple[str, ...]) -> None:
+    """Write sha256 entries for playbooks to a lock file."""
+    from apr_qa.lock import DEFAULT_FIELDS, write_lock
+
+    loaded = _load_all(playbooks, None, quiet=ctx.obj["quiet"])
+    count = write_lock(output, loaded, fields or DEFAULT_FIELDS)
+    if not ctx.obj["quiet"]:
+        click.echo(f"locked {count} playbook{'s' if count != 1 else ''} in {output}", err=True)
 
 
 @cli.command()

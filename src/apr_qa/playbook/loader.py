@@ -1,0 +1,263 @@
+"""Load a playbook file into a typed `Playbook`, normalizing both dialects once."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, cast
+
+from apr_qa.errors import PlaybookError, Problem
+from apr_qa.playbook.model import (
+    DEFAULT_FORMATS,
+    DEFAULT_GGUF_QUANT,
+    EMPTY,
+    Gates,
+    Matrix,
+    ModelSpec,
+    OracleSpec,
+    Playbook,
+    Scenario,
+    SourceRef,
+    frozen_map,
+)
+from apr_qa.playbook.source import Path_, Source, read_source
+from apr_qa.playbook.validate import check
+
+__all__ = ["DEFAULTS", "load_playbook"]
+
+DEFAULTS: Mapping[str, Any] = {
+    "modalities": ("run", "chat"),
+    "backends": ("cpu",),
+    "scenario_count_without_scenarios": 10,
+    "seed": 42,
+    "timeout_ms": 60_000,
+    "max_tokens": 64,
+    "temperature": 0.0,
+}
+
+_POLICIES = {
+    "stop-on-p0": "stop-on-p0",
+    "stop_on_p0": "stop-on-p0",
+    "fail-fast": "fail-fast",
+    "fail_fast": "fail-fast",
+    "stop-on-first": "fail-fast",
+    "stop_on_first": "fail-fast",
+    "collect-all": "collect-all",
+    "collect_all": "collect-all",
+}
+# Options a scenario may give at its top level that belong to its oracle.
+_ORACLE_OPTIONS = (
+    "language", "languages", "pattern", "flags", "value", "values", "schema", "tolerance",
+    "case_sensitive", "strip", "pad_token", "special_tokens", "max_repetition_ratio",
+    "min_unique_chars", "min_relevance", "oracles",
+)  # fmt: skip
+_SECTIONS = ("differential_tests", "profile_ci", "trace_payload", "serve", "certification")
+
+
+def _name_from(model_id: str) -> str:
+    tail = model_id.rstrip("/").rsplit("/", 1)[-1]
+    return re.sub(r"[^a-z0-9._-]+", "-", tail.lower()).strip("-") or "model"
+
+
+class _Builder:
+    def __init__(self, source: Source, data: dict[str, Any], model_path: Path | None) -> None:
+        self.source = source
+        self.data = data
+        self.model_path = model_path
+        self.problems: list[Problem] = []
+
+    def ref(self, at: Path_) -> SourceRef:
+        where = self.source.where(at)
+        return SourceRef(str(self.source.path), where.line, where.col)
+
+    def model(self) -> ModelSpec:
+        raw = self.data.get("model")
+        if isinstance(raw, str):
+            raw = {"hf_repo": raw}
+        raw = dict(raw or {})
+        repo = raw.get("hf_repo") or raw.get("id")
+        path: Path | None = None
+        if self.model_path is not None:
+            path = self.model_path
+        elif raw.get("path"):
+            path = Path(raw["path"])
+            if not path.is_absolute():
+                path = (self.source.path.parent / path).resolve()
+        model_id = repo or (path.name if path else None)
+        if model_id is None:
+            self.problems.append(
+                self.source.problem(("model",), "model: give 'id', 'hf_repo' or 'path'")
+            )
+            model_id = "unknown"
+        expected = {k: v for k, v in raw.items() if k.startswith("expected_")}
+        return ModelSpec(
+            id=model_id,
+            hf_repo=repo,
+            revision=raw.get("revision"),
+            path=path,
+            files=frozen_map(raw.get("files")),
+            family=raw.get("family"),
+            size_category=raw.get("size_category"),
+            trust_remote_code=bool(raw.get("trust_remote_code", False)),
+            expected_shape=frozen_map(expected),
+        )
+
+    def matrix(self, has_scenarios: bool) -> Matrix:
+        tm: dict[str, Any] = self.data.get("test_matrix") or {}
+        model = self.data.get("model") if isinstance(self.data.get("model"), dict) else {}
+        formats = tm.get("formats") or model.get("formats") or DEFAULT_FORMATS
+        quants = tm.get("quantizations") or model.get("quantizations") or (DEFAULT_GGUF_QUANT,)
+        default_count = 0 if has_scenarios else DEFAULTS["scenario_count_without_scenarios"]
+        return Matrix(
+            modalities=tuple(tm.get("modalities") or DEFAULTS["modalities"]),
+            backends=tuple(tm.get("backends") or DEFAULTS["backends"]),
+            formats=tuple(formats),
+            quantizations=tuple(quants),
+            scenario_count=int(tm.get("scenario_count", default_count)),
+            seed=int(tm.get("seed", DEFAULTS["seed"])),
+            timeout_ms=int(tm.get("timeout_ms", DEFAULTS["timeout_ms"])),
+            max_tokens=int(tm.get("max_tokens", DEFAULTS["max_tokens"])),
+            temperature=float(tm.get("temperature", DEFAULTS["temperature"])),
+        )
+
+    def oracle(self, raw: Any, extra: Mapping[str, Any], at: Path_) -> OracleSpec | None:
+        if raw is None:
+            return None
+        if isinstance(raw, str):
+            name, options = raw, dict(extra)
+        else:
+            options = {k: v for k, v in raw.items() if k not in ("type", "name", "config")}
+            options.update(raw.get("config") or {})
+            options.update(extra)
+            name = raw.get("type") or raw.get("name") or ""
+            if not name:
+                self.problems.append(self.source.problem(at, "oracle: give 'type' (the oracle name)"))
+                return None
+        spec = OracleSpec(name, frozen_map(options))
+        for message in _oracle_problems(spec):
+            self.problems.append(self.source.problem(at, f"oracle '{name}': {message}"))
+        return spec
+
+    def scenarios(self) -> tuple[Scenario, ...]:
+        out: list[Scenario] = []
+        seen: dict[str, int] = {}
+        for i, raw in enumerate(self.data.get("scenarios") or []):
+            at: Path_ = ("scenarios", i)
+            name = raw["name"]
+            if name in seen:
+                self.problems.append(
+                    self.source.problem(
+                        (*at, "name"), f"duplicate scenario name '{name}' (first at line {seen[name]})"
+                    )
+                )
+                continue
+            seen[name] = self.ref(at).line
+            prompt, messages = raw.get("prompt"), raw.get("messages")
+            if prompt is None and messages is None:
+                if "command" in raw:
+                    continue  # the original's shell-command scenarios: warned as unsupported
+                self.problems.append(
+                    self.source.problem(at, f"scenario '{name}' has no prompt (give 'prompt' or 'messages')")
+                )
+                continue
+            if prompt is not None and messages is not None:
+                self.problems.append(
+                    self.source.problem(at, f"scenario '{name}': give 'prompt' or 'messages', not both")
+                )
+                continue
+            extra = {k: raw[k] for k in _ORACLE_OPTIONS if k in raw}
+            out.append(
+                Scenario(
+                    name=name,
+                    source=self.ref(at),
+                    prompt=prompt,
+                    messages=tuple(frozen_map(m) for m in messages) if messages else None,
+                    system=raw.get("system"),
+                    oracle=self.oracle(raw.get("oracle"), extra, (*at, "oracle")),
+                    expected=raw.get("expected"),
+                    max_tokens=raw.get("max_tokens"),
+                    temperature=raw.get("temperature"),
+                    timeout_ms=raw.get("timeout_ms"),
+                    modalities=tuple(raw["modalities"]) if raw.get("modalities") else None,
+                    tags=tuple(raw.get("tags") or ()),
+                )
+            )
+        prompts = (self.data.get("test_matrix") or {}).get("prompts") or []
+        for i, prompt in enumerate(prompts):
+            name = f"prompt-{i + 1}"
+            out.append(Scenario(name=name, source=self.ref(("test_matrix", "prompts", i)), prompt=prompt))
+        return tuple(out)
+
+    def gates(self) -> Gates:
+        raw: dict[str, Any] = self.data.get("gates") or {}
+        rate = raw.get("g4_max_garbage_rate", Gates.g4_max_garbage_rate)
+        flags = {k: bool(v) for k, v in raw.items() if k != "g4_max_garbage_rate"}
+        return Gates(**flags, g4_max_garbage_rate=float(rate))
+
+    def build(self) -> Playbook:
+        model = self.model()
+        scenarios = self.scenarios()
+        oracles = tuple(
+            spec
+            for i, item in enumerate(self.data.get("oracles") or [])
+            if (spec := self.oracle(item, EMPTY, ("oracles", i))) is not None
+        )
+        policy = _POLICIES[self.data.get("failure_policy", "stop-on-p0")]
+        metadata = dict(self.data.get("metadata") or {})
+        if "tier" in self.data:
+            metadata.setdefault("tier", self.data["tier"])
+        falsification = tuple(g["id"] for g in self.data.get("falsification_gates") or [])
+        version = self.data.get("version", "1.0")
+        return Playbook(
+            path=self.source.path,
+            sha256=self.source.sha256,
+            name=self.data.get("name") or _name_from(model.id),
+            version=str(version),
+            description=self.data.get("description", ""),
+            model=model,
+            matrix=self.matrix(bool(scenarios)),
+            scenarios=scenarios,
+            gates=self.gates(),
+            oracles=oracles,
+            failure_policy=cast(Any, policy),
+            falsification_gates=falsification,
+            metadata=frozen_map(metadata),
+            sections=frozen_map({k: self.data[k] for k in _SECTIONS if k in self.data}),
+            source=SourceRef(str(self.source.path), 1, 1),
+        )
+
+
+def _oracle_problems(spec: OracleSpec) -> list[str]:
+    from apr_qa import oracles
+
+    return list(oracles.validate_spec(spec.name, dict(spec.options)))
+
+
+def load_playbook(path: Path, *, model_path: Path | None = None) -> Playbook:
+    """Read, validate and normalize one playbook.
+
+    ``model_path`` stands in for (or overrides) the playbook's model, as
+    ``--model-path`` does on the command line. Raises PlaybookError carrying
+    every located problem; warnings (accepted but unsupported keys) ride on
+    the returned playbook.
+    """
+    source = read_source(path)
+    data = source.data
+    if model_path is not None and "model" not in data:
+        data = {**data, "model": {"path": str(model_path)}}
+        source = Source(source.path, source.text, source.sha256, data, source.values, source.keys)
+    checked = check(source)
+    if checked.problems:
+        raise PlaybookError(checked.problems)
+    builder = _Builder(source, checked.data, model_path)
+    playbook = builder.build()
+    if builder.problems:
+        raise PlaybookError(builder.problems)
+    return _with_warnings(playbook, tuple(checked.warnings))
+
+
+def _with_warnings(playbook: Playbook, warnings: tuple[str, ...]) -> Playbook:
+    from dataclasses import replace
+
+    return replace(playbook, warnings=warnings)
