@@ -1,0 +1,259 @@
+"""Text oracles: ``contains``, ``not_contains``, ``regex``, ``exact``, ``starts_with``.
+
+Shared options: ``value`` or ``values`` (strings), ``case_sensitive`` (default
+true; false compares case-folded text), ``strip`` (default true: leading and
+trailing whitespace of the output is ignored).
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from apr_qa.errors import UsageError
+from apr_qa.oracles import Verdict, register
+from apr_qa.oracles._options import as_bool, as_int, as_str, one_or_many
+
+__all__ = [
+    "DEFAULT_REGEX_MAX_CHARS",
+    "Regex",
+    "TextMatch",
+    "contains",
+    "exact",
+    "not_contains",
+    "regex",
+    "starts_with",
+]
+
+# A regex reads at most this much output: polynomial backtracking stays bounded.
+DEFAULT_REGEX_MAX_CHARS = 20_000
+
+
+def _shown(text: str, limit: int = 60) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "…")
+
+
+@dataclass(frozen=True)
+class TextMatch:
+    """A string comparison between the (normalised) output and a list of values."""
+
+    name: str
+    values: tuple[str, ...]
+    test: Callable[[str, tuple[str, ...]], tuple[bool, str]]
+    case_sensitive: bool
+    strip: bool
+
+    def _norm(self, text: str) -> str:
+        text = text.strip() if self.strip else text
+        return text if self.case_sensitive else text.casefold()
+
+    def __call__(
+        self, output: str, *, prompt: str | None = None, expected: object | None = None
+    ) -> Verdict:
+        """Pass when the comparison holds."""
+        values = tuple(v if self.case_sensitive else v.casefold() for v in self.values)
+        passed, seen = self.test(self._norm(output), values)
+        reason = f"{self.name}: {seen}"
+        facts = {"rule": self.name, "values": list(self.values)}
+        return Verdict.ok(reason, **facts) if passed else Verdict.fail(reason, **facts)
+
+
+def _values(name: str, value: object, values: object) -> tuple[str, ...]:
+    found = one_or_many(name, ("value", value), ("values", values))
+    if found is None:
+        raise UsageError(f"oracle {name!r}: needs 'value' or 'values'")
+    return tuple(found)
+
+
+def _build(
+    name: str,
+    test: Callable[[str, tuple[str, ...]], tuple[bool, str]],
+    value: object,
+    values: object,
+    case_sensitive: object,
+    strip: object,
+) -> TextMatch:
+    return TextMatch(
+        name=name,
+        values=_values(name, value, values),
+        test=test,
+        case_sensitive=as_bool(name, "case_sensitive", case_sensitive),
+        strip=as_bool(name, "strip", strip),
+    )
+
+
+@register("contains")
+def contains(
+    *,
+    value: object = None,
+    values: object = None,
+    mode: object = "all",
+    case_sensitive: object = True,
+    strip: object = True,
+) -> TextMatch:
+    """Pass when the output contains every value (``mode: any``: at least one)."""
+    how = as_str("contains", "mode", mode)
+    if how not in ("all", "any"):
+        raise UsageError(f"oracle 'contains': option 'mode' must be 'all' or 'any', got {mode!r}")
+
+    def test(text: str, wanted: tuple[str, ...]) -> tuple[bool, str]:
+        missing = [v for v in wanted if v not in text]
+        ok = not missing if how == "all" else len(missing) < len(wanted)
+        if ok:
+            return True, f"output contains {how} of {', '.join(map(_shown, wanted))}"
+        return False, f"output lacks {', '.join(map(_shown, missing))} in {_shown(text)}"
+
+    return _build("contains", test, value, values, case_sensitive, strip)
+
+
+@register("not_contains")
+def not_contains(
+    *,
+    value: object = None,
+    values: object = None,
+    case_sensitive: object = True,
+    strip: object = True,
+) -> TextMatch:
+    """Pass when the output contains none of the values."""
+
+    def test(text: str, banned: tuple[str, ...]) -> tuple[bool, str]:
+        present = [v for v in banned if v in text]
+        if present:
+            return False, f"output contains {', '.join(map(_shown, present))}"
+        return True, f"output contains none of {', '.join(map(_shown, banned))}"
+
+    return _build("not_contains", test, value, values, case_sensitive, strip)
+
+
+@register("exact")
+def exact(
+    *,
+    value: object = None,
+    values: object = None,
+    case_sensitive: object = True,
+    strip: object = True,
+) -> TextMatch:
+    """Pass when the output equals one of the values."""
+
+    def test(text: str, allowed: tuple[str, ...]) -> tuple[bool, str]:
+        if text in allowed:
+            return True, f"output equals {_shown(text)}"
+        return False, f"output {_shown(text)} equals none of {', '.join(map(_shown, allowed))}"
+
+    return _build("exact", test, value, values, case_sensitive, strip)
+
+
+@register("starts_with")
+def starts_with(
+    *,
+    value: object = None,
+    values: object = None,
+    case_sensitive: object = True,
+    strip: object = True,
+) -> TextMatch:
+    """Pass when the output starts with one of the values."""
+
+    def test(text: str, prefixes: tuple[str, ...]) -> tuple[bool, str]:
+        for prefix in prefixes:
+            if text.startswith(prefix):
+                return True, f"output starts with {_shown(prefix)}"
+        return (
+            False,
+            f"output {_shown(text)} starts with none of {', '.join(map(_shown, prefixes))}",
+        )
+
+    return _build("starts_with", test, value, values, case_sensitive, strip)
+
+
+def _nested_unbounded(items: Any, inside: bool = False) -> bool:
+    """Whether a parsed pattern repeats, without bound, something that itself does.
+
+    ``(a+)+`` and ``(a*b?)*`` backtrack exponentially on a near-miss; refusing them
+    when the playbook is validated beats a scenario that never returns.
+    """
+    parser = importlib.import_module("re._parser")
+    for op, arg in items:
+        name = str(op)
+        if name in ("MAX_REPEAT", "MIN_REPEAT"):
+            unbounded = arg[1] == parser.MAXREPEAT
+            if unbounded and inside:
+                return True
+            if _nested_unbounded(arg[2], inside or unbounded):
+                return True
+        elif name == "SUBPATTERN":
+            if _nested_unbounded(arg[3], inside):
+                return True
+        elif name == "BRANCH" and any(_nested_unbounded(b, inside) for b in arg[1]):
+            return True
+    return False
+
+
+@dataclass(frozen=True)
+class Regex:
+    """Searches (or fully matches) a compiled pattern in the first ``max_chars`` of output."""
+
+    pattern: re.Pattern[str]
+    fullmatch: bool
+    strip: bool
+    max_chars: int
+
+    def __call__(
+        self, output: str, *, prompt: str | None = None, expected: object | None = None
+    ) -> Verdict:
+        """Pass when the pattern matches."""
+        text = output.strip() if self.strip else output
+        cut = len(text) > self.max_chars
+        text = text[: self.max_chars]
+        match = self.pattern.fullmatch(text) if self.fullmatch else self.pattern.search(text)
+        how = "fully matches" if self.fullmatch else "matches"
+        note = f" (first {self.max_chars} chars read)" if cut else ""
+        facts: dict[str, object] = {
+            "rule": "regex",
+            "pattern": self.pattern.pattern,
+            "truncated": cut,
+        }
+        if match is None:
+            return Verdict.fail(
+                f"regex: {_shown(self.pattern.pattern)} never {how} {_shown(text)}{note}", **facts
+            )
+        facts["match"] = match.group()[:200]
+        return Verdict.ok(
+            f"regex: {_shown(self.pattern.pattern)} {how} {_shown(match.group())}{note}", **facts
+        )
+
+
+@register("regex")
+def regex(
+    *,
+    pattern: object = None,
+    value: object = None,
+    case_sensitive: object = True,
+    fullmatch: object = False,
+    strip: object = True,
+    max_chars: object = DEFAULT_REGEX_MAX_CHARS,
+) -> Regex:
+    """Pass when ``pattern`` (alias ``value``) is found in the output (``fullmatch``: is it)."""
+    found = one_or_many("regex", ("pattern", pattern), ("value", value))
+    if found is None:
+        raise UsageError("oracle 'regex': needs 'pattern'")
+    source = found[0]
+    flags = 0 if as_bool("regex", "case_sensitive", case_sensitive) else re.IGNORECASE
+    try:
+        compiled = re.compile(source, flags)
+        parsed = importlib.import_module("re._parser").parse(source, flags)
+    except (re.error, RecursionError, OverflowError) as exc:
+        raise UsageError(f"oracle 'regex': pattern {source!r} does not compile: {exc}") from None
+    if _nested_unbounded(parsed):
+        raise UsageError(
+            f"oracle 'regex': pattern {source!r} nests unbounded repetition "
+            "(like (a+)+), which can backtrack for ever; rewrite it"
+        )
+    return Regex(
+        pattern=compiled,
+        fullmatch=as_bool("regex", "fullmatch", fullmatch),
+        strip=as_bool("regex", "strip", strip),
+        max_chars=as_int("regex", "max_chars", max_chars, minimum=1),
+    )
