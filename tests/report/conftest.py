@@ -1,0 +1,6 @@
+"""Share the evidence builders of tests/score with the report tests."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "score"))
