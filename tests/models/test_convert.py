@@ -183,7 +183,9 @@ def _interleave_rotary(w: np.ndarray[Any, Any], heads: int) -> np.ndarray[Any, A
     """Expected llama.cpp row order: within each head, row i of the first half then
     row i of the second half (written as index arithmetic, independent of the code)."""
     d = w.shape[0] // heads
-    order = [h * d + half * (d // 2) + i for h in range(heads) for i in range(d // 2) for half in (0, 1)]
+    order = [
+        h * d + half * (d // 2) + i for h in range(heads) for i in range(d // 2) for half in (0, 1)
+    ]
     return w[order]
 
 
@@ -226,7 +228,10 @@ def test_f32_tensors_are_exact_and_qk_permuted_for_llama_only(
 ) -> None:
     spec = SPECS[key]
     reader = gguf.GGUFReader(converted(key, "f32"))
-    got = {t.name: np.asarray(t.data).reshape(tuple(reversed(t.shape.tolist()))) for t in reader.tensors}
+    got = {
+        t.name: np.asarray(t.data).reshape(tuple(reversed(t.shape.tolist())))
+        for t in reader.tensors
+    }
     src = _source_tensors(checkpoints[key])
     name_map = gguf.get_tensor_name_map(
         gguf.MODEL_ARCH.QWEN2 if key == "qwen2" else gguf.MODEL_ARCH.LLAMA, 2
@@ -438,14 +443,12 @@ def test_bad_inputs_are_clear_errors(checkpoints: dict[str, Path], tmp_path: Pat
         convert(tmp_path / "nowhere", tmp_path / "x.gguf", "f32")
     no_weights = tmp_path / "no-weights"
     no_weights.mkdir()
-    (no_weights / "config.json").write_text(
-        (checkpoints["llama"] / "config.json").read_text()
-    )
-    with pytest.raises(UsageError, match="no \\*.safetensors"):
+    (no_weights / "config.json").write_text((checkpoints["llama"] / "config.json").read_text())
+    with pytest.raises(UsageError, match=r"no \*\.safetensors"):
         convert(no_weights, tmp_path / "x.gguf", "f32")
     corrupt = _copy_checkpoint(checkpoints["llama"], tmp_path / "corrupt")
     (corrupt / "model.safetensors").write_bytes(b"\xff" * 64)
-    with pytest.raises(UsageError, match="model.safetensors"):
+    with pytest.raises(UsageError, match=r"model\.safetensors"):
         convert(corrupt, tmp_path / "x.gguf", "f32")
     sharded = _copy_checkpoint(checkpoints["llama"], tmp_path / "sharded")
     (sharded / "model.safetensors.index.json").write_text(
@@ -464,7 +467,10 @@ def test_sharded_bf16_checkpoint_converts(tmp_path: Path) -> None:
     tensors = load_file(src / "model.safetensors")
     (src / "model.safetensors").unlink()
     names = sorted(tensors)
-    shards = {"model-00001-of-00002.safetensors": names[::2], "model-00002-of-00002.safetensors": names[1::2]}
+    shards = {
+        "model-00001-of-00002.safetensors": names[::2],
+        "model-00002-of-00002.safetensors": names[1::2],
+    }
     weight_map = {}
     for shard, part in shards.items():
         save_file({n: tensors[n] for n in part}, src / shard)
@@ -477,14 +483,57 @@ def test_sharded_bf16_checkpoint_converts(tmp_path: Path) -> None:
     assert embd.tensor_type == gguf.GGMLQuantizationType.BF16
     values = gguf.quants.dequantize(embd.data, embd.tensor_type).reshape(spec.vocab, spec.hidden)
     # bf16 -> bf16 is lossless.
-    np.testing.assert_array_equal(values, tensors["model.embed_tokens.weight"].to(torch.float32).numpy())
+    np.testing.assert_array_equal(
+        values, tensors["model.embed_tokens.weight"].to(torch.float32).numpy()
+    )
 
 
 @pytest.mark.slow
 def test_cli_convert_writes_a_file_that_loads(checkpoints: dict[str, Path], tmp_path: Path) -> None:
     dst = tmp_path / "out" / "model-f16.gguf"
-    result = CliRunner().invoke(cli, ["convert", str(checkpoints["qwen2"]), str(dst), "--quant", "f16"])
+    result = CliRunner().invoke(
+        cli, ["convert", str(checkpoints["qwen2"]), str(dst), "--quant", "f16"]
+    )
     assert result.exit_code == 0, result.output
     assert dst.is_file() and str(dst) in result.output
     llm = _llama(dst)
     assert llm.n_vocab() == SPECS["qwen2"].vocab
+
+
+def _with_unigram_tokenizer(src: Path, dst: Path) -> Path:
+    """A copy of ``src`` whose tokenizer.json is a (non byte-level) Unigram model."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    out = _copy_checkpoint(src, dst)
+    tok = Tokenizer(models.Unigram())
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    trainer = trainers.UnigramTrainer(vocab_size=100, special_tokens=["<unk>"], unk_token="<unk>")
+    tok.train_from_iterator(CORPUS * 5, trainer)
+    tok.save(str(out / "tokenizer.json"))
+    (out / "tokenizer_config.json").write_text(json.dumps({"unk_token": "<unk>"}))
+    return out
+
+
+def test_non_bpe_tokenizer_without_sentencepiece_model_is_usage_error(
+    checkpoints: dict[str, Path], tmp_path: Path
+) -> None:
+    src = _with_unigram_tokenizer(checkpoints["llama"], tmp_path / "unigram")
+    with pytest.raises(UsageError, match="unsupported tokenizer"):
+        convert(src, tmp_path / "x.gguf", "f32")
+
+
+def test_sentencepiece_without_the_package_is_environment_error(
+    checkpoints: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    src = _with_unigram_tokenizer(checkpoints["llama"], tmp_path / "spm")
+    (src / "tokenizer.model").write_bytes(b"\x00" * 16)
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "sentencepiece" else real_find_spec(name, *a),
+    )
+    with pytest.raises(EnvironmentProblem, match=r"tokenizer\.model.*sentencepiece"):
+        convert(src, tmp_path / "x.gguf", "f32")

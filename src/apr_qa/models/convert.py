@@ -100,7 +100,7 @@ def convert_with_report(src: Path, dst: Path, quant: str) -> ConversionReport:
                 tmp, src, arch_name, permute_qk, hparams, tensors, tokenizer, quant
             )
         types = _tensor_types(tmp)
-        os.replace(tmp, dst)
+        tmp.replace(dst)
     if quant in K_QUANTS:
         fallbacks = _kquant_fallbacks(types, quant)
     for note in fallbacks:

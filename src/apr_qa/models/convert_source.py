@@ -103,7 +103,8 @@ def read_tensor(tensor: SourceTensor) -> np.ndarray[Any, np.dtype[np.float32]]:
         raise UsageError(f"{tensor.file}: cannot read tensor {tensor.name}: {exc}") from exc
     if not data.is_floating_point():
         raise UsageError(f"{tensor.file}: tensor {tensor.name} is {data.dtype}, not floating point")
-    return data.to(torch.float32).numpy()
+    array: np.ndarray[Any, np.dtype[np.float32]] = data.to(torch.float32).numpy()
+    return array
 
 
 def iter_dtypes(tensors: list[SourceTensor]) -> Iterator[str]:

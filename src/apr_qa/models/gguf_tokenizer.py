@@ -10,6 +10,7 @@ silently, which is exactly the class of bug apr-qa exists to catch.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 from collections.abc import Mapping
@@ -260,13 +261,11 @@ def _chat_template(hf_tok: Any) -> str | None:
 
 
 def _sentencepiece(src: Path, hf_tok: Any, n_vocab: int) -> TokenizerMetadata:
-    try:
-        import sentencepiece  # noqa: F401
-    except ImportError as exc:
+    if importlib.util.find_spec("sentencepiece") is None:
         raise EnvironmentProblem(
             f"{src / 'tokenizer.model'}: converting a SentencePiece tokenizer needs the "
             "'sentencepiece' package (pip install sentencepiece)"
-        ) from exc
+        )
     from gguf.vocab import SentencePieceVocab
 
     vocab = SentencePieceVocab(src)
