@@ -193,7 +193,9 @@ def _interleave_rotary(w: np.ndarray[Any, Any], heads: int) -> np.ndarray[Any, A
 
 
 @pytest.mark.parametrize("key", list(SPECS))
-def test_metadata_matches_config(key: str, converted: Callable[[str, str], Path]) -> None:
+def test_metadata_matches_config(
+    key: str, converted: Callable[[str, str], Path], checkpoints: dict[str, Path]
+) -> None:
     spec = SPECS[key]
     reader = gguf.GGUFReader(converted(key, "f32"))
     arch = "qwen2" if key == "qwen2" else "llama"
@@ -206,7 +208,10 @@ def test_metadata_matches_config(key: str, converted: Callable[[str, str], Path]
     assert _field(reader, f"{arch}.attention.head_count_kv") == spec.kv_heads
     assert _field(reader, f"{arch}.context_length") == 128
     assert _field(reader, f"{arch}.attention.layer_norm_rms_epsilon") == pytest.approx(1e-5)
-    assert _field(reader, f"{arch}.rope.freq_base") > 0
+    config = json.loads((checkpoints[key] / "config.json").read_text())
+    theta = (config.get("rope_parameters") or {}).get("rope_theta", config.get("rope_theta"))
+    assert _field(reader, f"{arch}.rope.freq_base") == pytest.approx(theta)
+    assert _field(reader, f"{arch}.rope.dimension_count") == spec.hidden // spec.heads
     assert _field(reader, "general.file_type") == 0
     assert _field(reader, "tokenizer.ggml.model") == "gpt2"
     assert _field(reader, "tokenizer.ggml.pre") == spec.pre
