@@ -91,6 +91,10 @@ def render_reports(
     write_summary(document, paths["summary"])
     write_junit(run, paths["junit"])
     write_html(run, paths["html"], fail_below=fail_below)
-    paths["markdown"].write_text(job_summary(run, fail_below=fail_below), encoding="utf-8")
-    paths["comment"].write_text(pr_comment(run, fail_below=fail_below), encoding="utf-8")
+    paths["markdown"].write_text(
+        job_summary(run, fail_below=fail_below), encoding="utf-8", errors="replace"
+    )
+    paths["comment"].write_text(
+        pr_comment(run, fail_below=fail_below), encoding="utf-8", errors="replace"
+    )
     return RenderResult(run, document, paths, fail_below)

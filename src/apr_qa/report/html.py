@@ -124,5 +124,5 @@ def html_string(run: RunScore, *, fail_below: str = "C", title: str = "apr-qa re
 
 def write_html(run: RunScore, path: Path, *, fail_below: str = "C") -> Path:
     """Write report.html."""
-    path.write_text(html_string(run, fail_below=fail_below), encoding="utf-8")
+    path.write_text(html_string(run, fail_below=fail_below), encoding="utf-8", errors="replace")
     return path

@@ -117,5 +117,5 @@ def junit_string(run: RunScore) -> str:
 
 def write_junit(run: RunScore, path: Path) -> Path:
     """Write junit.xml."""
-    path.write_text(junit_string(run), encoding="utf-8")
+    path.write_text(junit_string(run), encoding="utf-8", errors="replace")
     return path

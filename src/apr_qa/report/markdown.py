@@ -19,6 +19,7 @@ __all__ = [
     "JOB_SUMMARY_LIMIT_BYTES",
     "escape_inline",
     "fenced",
+    "printable",
     "job_summary",
     "pr_comment",
 ]
@@ -29,19 +30,27 @@ COMMENT_LIMIT_CHARS = 60_000
 COMMENT_MARKER = "<!-- apr-qa-report -->"
 OUTPUT_PREVIEW_CHARS = 600
 
+# Control characters (a terminal would obey ESC sequences) and lone surrogates.
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 _INLINE_SPECIAL = re.compile(r"([\\`*_\[\]<>|#])")
 _STATUS_ICON = {"Certified": "✅", "Provisional": "🟡", "Blocked": "❌", "Pending": "⏳"}
 _VERDICT_ICON = {Verdict.PASSED: "✅", Verdict.FAILED: "❌", Verdict.NOT_ASSESSED: "➖"}
 
 
+def printable(text: str) -> str:
+    """Text with control characters and lone surrogates replaced by U+FFFD."""
+    return _UNPRINTABLE.sub("\ufffd", text)
+
+
 def escape_inline(text: str) -> str:
     """One line of untrusted text made inert in Markdown (tables, HTML, emphasis)."""
-    one_line = " ".join(text.split())
+    one_line = " ".join(printable(text).split())
     return _INLINE_SPECIAL.sub(r"\\\1", one_line)
 
 
 def fenced(text: str, limit: int = OUTPUT_PREVIEW_CHARS) -> str:
     """Untrusted text as a fenced code block no content can close early."""
+    text = printable(text)
     body = text if len(text) <= limit else text[:limit] + f"… [{len(text) - limit} more chars]"
     longest = max((len(m) for m in re.findall(r"`+", body)), default=0)
     fence = "`" * max(3, longest + 1)
@@ -131,7 +140,7 @@ def _interleaved(models: Iterable[ModelScore]) -> list[tuple[int, Record]]:
 
 
 def _utf8_len(text: str) -> int:
-    return len(text.encode("utf-8"))
+    return len(text.encode("utf-8", errors="replace"))
 
 
 def _render(

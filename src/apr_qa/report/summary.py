@@ -144,5 +144,9 @@ def summary_json(run: RunScore, *, fail_below: str = "C") -> dict[str, Any]:
 
 def write_summary(document: dict[str, Any], path: Path) -> Path:
     """Write summary.json (stable key order, UTF-8, trailing newline)."""
-    path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    path.write_text(
+        json.dumps(document, indent=2, ensure_ascii=False) + "\n",
+        encoding="utf-8",
+        errors="replace",
+    )
     return path

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from apr_qa.report.markdown import printable
 from apr_qa.score import RunScore, Verdict
 
 __all__ = ["TOP_FAILURES_SHOWN", "verdict_text"]
@@ -18,7 +19,7 @@ _VERDICT_MARK = {Verdict.PASSED: "pass", Verdict.FAILED: "FAIL", Verdict.NOT_ASS
 
 
 def _one_line(text: str, width: int = 160) -> str:
-    flat = " ".join(text.split())
+    flat = " ".join(printable(text).split())
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
@@ -59,7 +60,7 @@ def verdict_text(
             lines.append(
                 "  "
                 + style(f"✗ {record.severity} {record.gate}", fg="red")
-                + f" {record.cell}{where}: {_one_line(record.reason)}"
+                + f" {_one_line(record.cell)}{_one_line(where)}: {_one_line(record.reason)}"
             )
         if len(m.failures) > TOP_FAILURES_SHOWN:
             lines.append(f"  … {len(m.failures) - TOP_FAILURES_SHOWN} more failures in the reports")
