@@ -189,7 +189,13 @@ class Garbage:
         tokens = _WORDS.findall(text.lower())
         if len(tokens) < self.min_tokens:
             return None  # too few tokens for a share to mean anything
-        token, count = Counter(tokens).most_common(1)[0]
+        counts = Counter(tokens)
+        if len(counts) > 1:
+            # Numbers repeat in data (a matrix, a table); a lone number repeated is a flood.
+            counts = Counter({t: c for t, c in counts.items() if not t.isdigit()})
+            if not counts:
+                return None
+        token, count = counts.most_common(1)[0]
         share = count / len(tokens)
         if share <= self.max_repetition_ratio:
             return None
