@@ -24,9 +24,13 @@ def clean_run() -> list[Record]:
     return records
 
 
-def mutant_run() -> list[Record]:
-    """A transposed-embedding mutant: G2 falsified, later work halted, hostile output."""
+def mutant_run(*, surrogate: bool = True) -> list[Record]:
+    """A transposed-embedding mutant: G2 falsified, later work halted, hostile output.
+
+    ``surrogate=False`` leaves out the lone surrogate, which EvidenceWriter cannot encode.
+    """
     m = "org/mutant"
+    tail = " \ud800" if surrogate else ""
     records = [
         rec("G0-INTEGRITY-001", model=m, scenario=None),
         rec("G1-LOAD-001", model=m, scenario=None),
@@ -46,7 +50,7 @@ def mutant_run() -> list[Record]:
             scenario="arith-2+2",
             line=21,
             reason="expected 4",
-            output=XSS + "\x00\x1b[31m & ]]> \ud800",
+            output=XSS + "\x00\x1b[31m & ]]>" + tail,
             counterexample="2+2",
         ),
         rec(
