@@ -139,7 +139,17 @@ class _Builder:
             return self._mapping(node, at)
         if isinstance(node, yaml.SequenceNode):
             return [self.build(child, (*at, i)) for i, child in enumerate(node.value)]
-        value = self._scalars.construct_object(node)  # type: ignore[no-untyped-call]
+        if not isinstance(node, yaml.ScalarNode):  # pragma: no cover - the three node kinds
+            return None
+        try:
+            value = self._scalars.construct_object(node)  # type: ignore[no-untyped-call]
+        except (yaml.YAMLError, ValueError, OverflowError) as exc:
+            where = self._at(node)
+            reason = getattr(exc, "problem", None) or str(exc)
+            self.problems.append(
+                Problem(str(self.path), where.line, where.col, f"cannot read value {node.value[:40]!r}: {reason}")
+            )
+            return None
         if isinstance(value, dt.date | dt.datetime):
             return value.isoformat()  # keep dates as the text the author wrote
         if isinstance(value, bytes):

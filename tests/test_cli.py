@@ -1,0 +1,110 @@
+"""The command line as users drive it: exit codes, one line per problem, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, UPSTREAM
+
+
+def apr_qa(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "apr_qa.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_version_and_help() -> None:
+    result = apr_qa("--version")
+    assert result.returncode == 0 and "apr-qa" in result.stdout
+    for command in ("validate", "plan", "lock", "convert"):
+        result = apr_qa(command, "--help")
+        assert result.returncode == 0, result.stderr
+        assert "Usage:" in result.stdout
+
+
+def test_validate_ok_and_warnings_once_per_key() -> None:
+    files = sorted(str(p) for p in (UPSTREAM / "playbooks/models").glob("*-mvp.playbook.yaml"))[:5]
+    result = apr_qa("validate", *files)
+    assert result.returncode == 0, result.stderr
+    assert "5 playbooks valid" in result.stderr
+    warned = [line for line in result.stderr.splitlines() if "contract_tests" in line]
+    assert warned == ["apr-qa: warning: accepted, not supported: contract_tests (in 5 files)"]
+
+
+def test_validate_bad_files_exit_2_one_line_each(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: {id: m}\ntest_matrx: {}\n")
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    result = apr_qa("-q", "validate", str(bad), str(empty))
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"{bad}:2:1: unknown key 'test_matrx' (did you mean 'test_matrix'?)",
+        f"{empty}:1:1: empty file: a playbook needs at least a 'model'",
+    ]
+    assert "Traceback" not in result.stderr
+
+
+def test_validate_missing_file_is_exit_2() -> None:
+    result = apr_qa("validate", "/nonexistent/playbook.yaml")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+
+
+def test_plan_reports_1800_tests_and_json(tmp_path: Path) -> None:
+    book = tmp_path / "full.yaml"
+    book.write_text(
+        "model: {hf_repo: org/m, formats: [gguf, safetensors, apr], quantizations: [q4_k_m]}\n"
+        "test_matrix: {modalities: [run, chat, serve], backends: [cpu, gpu], scenario_count: 100}\n"
+    )
+    result = apr_qa("plan", str(book))
+    assert result.returncode == 0, result.stderr
+    assert "18 cells, 1,800 tests" in result.stdout
+    data = json.loads(apr_qa("plan", "--json", str(book)).stdout)
+    assert data["totals"]["tests"] == 1800
+    shards = [json.loads(apr_qa("-q", "plan", "--json", "--shard", f"{k}/3", str(book)).stdout) for k in (1, 2, 3)]
+    assert sum(s["totals"]["tests"] for s in shards) == 1800
+    assert sorted(c["id"] for s in shards for c in s["cells"]) == sorted(c["id"] for c in data["cells"])
+
+
+def test_plan_on_upstream_untiered_playbook() -> None:
+    result = apr_qa("-q", "plan", str(UPSTREAM / "playbooks/models/qwen2.5-coder-1.5b.playbook.yaml"))
+    assert result.returncode == 0, result.stderr
+    assert "30 cells, 3,000 tests" in result.stdout
+
+
+@pytest.mark.parametrize("shard", ["3/2", "x", "0/1"])
+def test_plan_bad_shard(shard: str) -> None:
+    result = apr_qa("plan", "--shard", shard, str(REPO / "examples/seed-readme.playbook.yaml"))
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "--shard" in result.stderr
+
+
+def test_lock_then_validate_locked(tmp_path: Path) -> None:
+    book = tmp_path / "b.yaml"
+    book.write_text("name: b\nmodel: {hf_repo: org/m}\ntest_matrix: {seed: 1}\n")
+    lock = tmp_path / "playbook.lock.yaml"
+    assert apr_qa("lock", "-o", str(lock), str(book)).returncode == 0
+    assert apr_qa("validate", "--locked", str(lock), str(book)).returncode == 0
+    book.write_text("name: b\nmodel: {hf_repo: org/other}\ntest_matrix: {seed: 1}\n")
+    result = apr_qa("validate", "--locked", str(lock), str(book))
+    assert result.returncode == 2
+    assert "locked fields changed: model.hf_repo" in result.stderr
+
+
+def test_validate_locked_against_upstream_lock() -> None:
+    book = UPSTREAM / "playbooks/models/falcon-40b-mvp.playbook.yaml"
+    lock = UPSTREAM / "playbooks/playbook.lock.yaml"
+    result = apr_qa("-q", "validate", "--locked", str(lock), str(book))
+    assert result.returncode == 0, result.stderr
