@@ -19,9 +19,9 @@ __all__ = [
     "JOB_SUMMARY_LIMIT_BYTES",
     "escape_inline",
     "fenced",
-    "printable",
     "job_summary",
     "pr_comment",
+    "printable",
 ]
 
 JOB_SUMMARY_LIMIT_BYTES = 1024 * 1024
