@@ -153,13 +153,16 @@ class EvidenceWriter:
     def __init__(self, path: Path, *, fsync: bool = True) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh: IO[str] = path.open("a", encoding="utf-8")
+        self._fh: IO[bytes] = path.open("ab")
         self._fsync = fsync
         self.count = 0
 
     def write(self, record: Record) -> None:
         """Append one record and make it durable."""
-        self._fh.write(json.dumps(record.to_json(), ensure_ascii=False, sort_keys=False) + "\n")
+        line = json.dumps(record.to_json(), ensure_ascii=False) + "\n"
+        # A lone surrogate in model output cannot be UTF-8; written as its JSON
+        # escape it stays valid JSON and reads back as the same string.
+        self._fh.write(line.encode("utf-8", errors="backslashreplace"))
         self._fh.flush()
         if self._fsync:
             os.fsync(self._fh.fileno())

@@ -13,6 +13,7 @@ import heapq
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from apr_qa.errors import UsageError
 from apr_qa.playbook.model import Playbook, Scenario, SourceRef
@@ -121,19 +122,29 @@ class Cell:
         """The cell's scenarios, in order; seeds depend on the scenario, not the cell,
         so every cell asks the same generated questions and formats can be compared."""
         seed = self.playbook.matrix.seed
+        prefix = f"{self.id}#"
         for scenario in self.explicit:
             yield PlannedScenario(
-                f"{self.id}#{scenario.name}",
+                prefix + scenario.name,
                 scenario.name,
                 "explicit",
                 "explicit",
                 derive_seed(seed, scenario.name),
                 scenario,
             )
-        for i in range(self.generated):
-            family = GENERATED_FAMILIES[i % len(GENERATED_FAMILIES)]
-            name = f"{family}-{i + 1:04d}"
-            yield PlannedScenario(f"{self.id}#{name}", name, "generated", family, derive_seed(seed, name))
+        for name, family, scenario_seed in _generated(seed, self.generated):
+            yield PlannedScenario(prefix + name, name, "generated", family, scenario_seed)
+
+
+@lru_cache(maxsize=64)
+def _generated(seed: int, count: int) -> tuple[tuple[str, str, int], ...]:
+    """Names, families and seeds of generated scenarios; shared by every cell of a playbook."""
+    out = []
+    for i in range(count):
+        family = GENERATED_FAMILIES[i % len(GENERATED_FAMILIES)]
+        name = f"{family}-{i + 1:04d}"
+        out.append((name, family, derive_seed(seed, name)))
+    return tuple(out)
 
 
 @dataclass(frozen=True)
