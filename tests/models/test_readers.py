@@ -10,6 +10,8 @@ import gguf
 import numpy as np
 import pytest
 from gguf.quants import quantize
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from safetensors.numpy import save_file
 
 from apr_qa.errors import UsageError
@@ -281,5 +283,74 @@ def test_unknown_file_kind(tmp_path: Path) -> None:
     path = tmp_path / "weights.bin"
     path.write_bytes(b"\0" * 16)
     with pytest.raises(UsageError, match="not a model file") as err:
+        open_model(path)
+    _one_line_naming(err, path)
+
+
+# --- fuzz: damaged files are a UsageError or read fine, never anything else ------
+
+_SEED_FILES: dict[str, bytes] = {}
+
+
+def _seed_bytes(kind: str, tmp: Path) -> bytes:
+    if kind not in _SEED_FILES:
+        path = tmp / f"seed.{kind}"
+        if kind == "gguf":
+            _write_gguf(path, {"w.q8_0": np.ones((2, 64), np.float32), "n": np.ones(3, np.float32)})
+        else:
+            save_file({"a": np.ones((2, 3), np.float32), "b": np.ones(4, np.float16)}, str(path))
+        _SEED_FILES[kind] = path.read_bytes()
+    return _SEED_FILES[kind]
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    kind=st.sampled_from(["gguf", "safetensors"]),
+    edits=st.lists(st.tuples(st.floats(0, 1), st.integers(0, 255)), max_size=4),
+    cut=st.none() | st.floats(0, 1),
+)
+def test_damaged_files_never_escape_as_other_errors(
+    tmp_path: Path, kind: str, edits: list[tuple[float, int]], cut: float | None
+) -> None:
+    data = bytearray(_seed_bytes(kind, tmp_path))
+    for where, value in edits:
+        data[min(int(where * len(data)), len(data) - 1)] = value
+    if cut is not None:
+        data = data[: int(cut * len(data))]
+    path = tmp_path / f"damaged.{kind}"
+    path.write_bytes(bytes(data))
+    try:
+        with open_model(path) as reader:
+            for info, array in reader.iter_tensors():
+                assert array.shape == info.shape
+    except UsageError as e:
+        assert str(path) in str(e)
+        assert "\n" not in str(e)
+
+
+def test_gguf_dimensions_whose_product_wraps_in_int64_are_rejected(tmp_path: Path) -> None:
+    # 2**32 x 2**32 elements is 0 modulo 2**64: an int64 product would say "empty".
+    name = b"w"
+    header = (
+        b"GGUF"
+        + struct.pack("<IQQ", 3, 1, 0)
+        + struct.pack("<Q", len(name))
+        + name
+        + struct.pack("<IQQIQ", 2, 2**32, 2**32, 0, 0)
+    )
+    path = tmp_path / "wrap.gguf"
+    path.write_bytes(header + b"\0" * (-len(header) % 32) + b"\0" * 64)
+    with pytest.raises(UsageError, match="truncated") as err:
+        open_model(path)
+    _one_line_naming(err, path)
+
+
+def test_safetensors_shape_whose_product_wraps_in_int64_is_rejected(tmp_path: Path) -> None:
+    header = json.dumps({"w": {"dtype": "F32", "shape": [2**32, 2**32], "data_offsets": [0, 0]}})
+    path = tmp_path / "wrap.safetensors"
+    path.write_bytes(struct.pack("<Q", len(header)) + header.encode())
+    with pytest.raises(UsageError, match="needs") as err:
         open_model(path)
     _one_line_naming(err, path)

@@ -16,6 +16,7 @@ its float32 copy at most; ``bench/stream_memory.py`` measures this.
 from __future__ import annotations
 
 import abc
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,7 +52,7 @@ class TensorInfo:
     @property
     def numel(self) -> int:
         """Number of elements."""
-        return int(np.prod(self.shape, dtype=np.int64)) if self.shape else 1
+        return math.prod(self.shape)
 
 
 class ModelReader(abc.ABC):

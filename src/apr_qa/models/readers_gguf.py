@@ -11,6 +11,7 @@ shapes are reversed into Hugging Face orientation.
 
 from __future__ import annotations
 
+import math
 import mmap
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,7 +140,7 @@ def _walk(path: Path) -> list[_Tensor]:
             type_name = GGMLQuantizationType(qtype).name.lower()
         except (ValueError, KeyError) as e:
             raise UsageError(f"{path}: GGUF tensor {name!r} has unknown type {qtype}") from e
-        numel = int(np.prod(dims, dtype=np.int64)) if dims else 1
+        numel = math.prod(dims)  # Python ints: a corrupt dimension cannot wrap around
         nbytes = numel * type_size // block
         end = data_start + offset + nbytes
         if end > size:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,7 +126,7 @@ def _entry(path: Path, name: str, spec: Any, data_start: int, data_size: int) ->
             f"{where} has data_offsets [{begin}, {end}] past the end of the file "
             f"(data section is {data_size} bytes)"
         )
-    numel = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    numel = math.prod(shape)  # Python ints: a corrupt dimension cannot wrap around
     needed = numel * _DTYPES[dtype][1]
     if end - begin != needed:
         raise UsageError(
