@@ -229,3 +229,56 @@ def test_hf_home_is_honoured_when_hub_cache_is_unset(
     snapshot = _fake_hub_cache(tmp_path / "home" / "hub", "org/tiny")
     res = resolve(ModelRef(hf_repo="org/tiny"), ["safetensors"], [])
     assert res.artifacts[0].path == snapshot
+
+
+# --- Hub, online: the listing decides what is downloaded -------------------------
+
+
+def _online(monkeypatch: pytest.MonkeyPatch, listing: list[str], snapshot: Path) -> list[list[str]]:
+    from apr_qa.models import sources_hub
+
+    downloads: list[list[str]] = []
+
+    def fake_snapshot(repo: str, revision: str | None, patterns: list[str]) -> Path:
+        downloads.append(list(patterns))
+        return snapshot
+
+    monkeypatch.setattr(sources_hub, "remote_files", lambda repo, revision: listing)
+    monkeypatch.setattr(sources_hub, "hub_snapshot", fake_snapshot)
+    return downloads
+
+
+def test_online_ambiguity_is_an_error_before_any_download(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    downloads = _online(monkeypatch, ["a-Q4_K_M.gguf", "b-q4_k_m.gguf", "config.json"], tmp_path)
+    with pytest.raises(UsageError, match=r"org/m@main: q4_k_m is ambiguous: a-Q4_K_M\.gguf"):
+        resolve(ModelRef(hf_repo="org/m"), ["gguf"], ["q4_k_m"])
+    assert downloads == []
+
+
+def test_online_downloads_only_the_chosen_gguf_when_present(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    snapshot = tmp_path / "snap"
+    snapshot.mkdir()
+    gguf_file = _gguf(snapshot / "m-Q8_0.gguf", Q8_0)
+    listing = ["m-Q8_0.gguf", "m-q4_0.gguf", "model.safetensors", "config.json"]
+    downloads = _online(monkeypatch, listing, snapshot)
+    res = resolve(ModelRef(hf_repo="org/m"), ["gguf"], ["q8_0"])
+    (patterns,) = downloads
+    assert "m-Q8_0.gguf" in patterns
+    assert "m-q4_0.gguf" not in patterns
+    assert "*.safetensors" not in patterns  # no conversion needed, no checkpoint download
+    assert res.artifacts == [Artifact("gguf", "q8_0", gguf_file, "hub")]
+
+
+def test_online_fetches_the_checkpoint_when_a_quant_must_be_converted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fake_converter(monkeypatch)
+    snapshot = _checkpoint(tmp_path / "snap")
+    downloads = _online(monkeypatch, ["model.safetensors", "config.json"], snapshot)
+    res = resolve(ModelRef(hf_repo="org/m"), ["gguf"], ["q8_0"], workdir=tmp_path / "w")
+    assert "*.safetensors" in downloads[0]
+    assert [a.origin for a in res.artifacts] == ["converted"]

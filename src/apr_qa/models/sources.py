@@ -123,23 +123,47 @@ def resolve(
 
 
 def _from_hub(ref: ModelRef, formats: Sequence[str], quants: list[str], convert: bool) -> Path:
-    from apr_qa.models.sources_hub import (
-        CHECKPOINT_PATTERNS,
-        SMALL_PATTERNS,
-        caseless_glob,
-        hub_snapshot,
-    )
+    from apr_qa.models import sources_hub as hub
 
     assert ref.hf_repo is not None
-    patterns = list(SMALL_PATTERNS)
-    if "safetensors" in formats or ("gguf" in formats and convert):
-        # The checkpoint is needed for conversion too; it is the one large download
-        # a GGUF-only request may cause, and only when conversion is allowed.
-        patterns += CHECKPOINT_PATTERNS
+    listing = hub.remote_files(ref.hf_repo, ref.revision)
+    patterns = list(hub.SMALL_PATTERNS) + list(ref.files.values())
+    if listing is None:
+        # Offline or unreachable: nothing will be downloaded, so broad patterns
+        # cost nothing and let the cached snapshot answer.
+        patterns += hub.CHECKPOINT_PATTERNS
+        if "gguf" in formats:
+            patterns += [hub.caseless_glob(f"*{q}*.gguf") for q in quants] or ["*.[gG][gG][uU][fF]"]
+        return hub.hub_snapshot(ref.hf_repo, ref.revision, patterns)
+    need_checkpoint = "safetensors" in formats
     if "gguf" in formats:
-        patterns += [caseless_glob(f"*{q}*.gguf") for q in quants] or ["*.[gG][gG][uU][fF]"]
-    patterns += list(ref.files.values())
-    return hub_snapshot(ref.hf_repo, ref.revision, patterns)
+        ggufs = [name for name in listing if name.lower().endswith(".gguf")]
+        if not quants:
+            patterns += ggufs
+        for quant in quants:
+            if quant in ref.files:
+                continue
+            # Choosing here, before any download, keeps an ambiguous pattern from
+            # fetching several multi-GB files only to reject them.
+            chosen = _pick(ggufs, quant, f"{ref.hf_repo}@{ref.revision or 'main'}")
+            if chosen is not None:
+                patterns.append(chosen)
+            elif convert:
+                need_checkpoint = True
+    if need_checkpoint:
+        patterns += hub.CHECKPOINT_PATTERNS
+    return hub.hub_snapshot(ref.hf_repo, ref.revision, patterns)
+
+
+def _pick(names: Sequence[str], quant: str, where: str) -> str | None:
+    """The one file name matching ``quant`` as a whole token; None if none."""
+    rx = _quant_regex(quant)
+    matches = sorted(n for n in names if rx.search(Path(n).name))
+    if len(matches) > 1:
+        raise UsageError(
+            f"{where}: {quant} is ambiguous: {', '.join(matches)}; name one in model.files"
+        )
+    return matches[0] if matches else None
 
 
 def _is_gguf(path: Path) -> bool:
@@ -275,10 +299,10 @@ class _Resolver:
             if not candidates:
                 return None, f"{self.root / named}: file named for {quant} not found"
         else:
-            rx = _quant_regex(quant)
-            candidates = [p for p in self.ggufs if rx.search(p.name)]
-            if not candidates:
+            name = _pick([p.name for p in self.ggufs], quant, str(self.root))
+            if name is None:
                 return None, f"no GGUF file for {quant} in {self.root} (pattern *{quant}*.gguf)"
+            return self.root / name, ""
         if len(candidates) > 1:
             names = ", ".join(p.name for p in candidates)
             raise UsageError(f"{self.root}: {quant} is ambiguous: {names}; name one in model.files")

@@ -16,7 +16,13 @@ from pathlib import Path
 
 from apr_qa.errors import EnvironmentProblem, UsageError
 
-__all__ = ["CHECKPOINT_PATTERNS", "SMALL_PATTERNS", "caseless_glob", "hub_snapshot"]
+__all__ = [
+    "CHECKPOINT_PATTERNS",
+    "SMALL_PATTERNS",
+    "caseless_glob",
+    "hub_snapshot",
+    "remote_files",
+]
 
 # Everything a backend needs besides the weights: config, tokenizer, chat template.
 SMALL_PATTERNS = [
@@ -57,6 +63,24 @@ def _cache_dir() -> str | None:
 def _redact(message: str) -> str:
     token = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN")
     return message.replace(token, "***") if token else message
+
+
+def remote_files(repo: str, revision: str | None) -> list[str] | None:
+    """The repo's file names at ``revision``; None when offline or unreachable.
+
+    Any failure here is left for ``hub_snapshot`` to report (it falls back to the
+    cache, and its error names repo and revision).
+    """
+    if _offline():
+        return None
+    from huggingface_hub import HfApi
+
+    try:
+        return list(HfApi().list_repo_files(repo, revision=revision))
+    # The same family of HTTP, network and validation errors as below; here each
+    # one only means "decide from the cache instead".
+    except Exception:
+        return None
 
 
 def hub_snapshot(repo: str, revision: str | None, patterns: Iterable[str]) -> Path:
