@@ -282,3 +282,24 @@ def test_online_fetches_the_checkpoint_when_a_quant_must_be_converted(
     res = resolve(ModelRef(hf_repo="org/m"), ["gguf"], ["q8_0"], workdir=tmp_path / "w")
     assert "*.safetensors" in downloads[0]
     assert [a.origin for a in res.artifacts] == ["converted"]
+
+
+def test_files_can_name_the_checkpoint_and_a_single_gguf(tmp_path: Path) -> None:
+    root = tmp_path / "m"
+    ckpt = _checkpoint(root / "hf")
+    weights = _gguf(root / "weights.bin.gguf", Q8_0)
+    ref = ModelRef(path=root, files={"safetensors": "hf/model.safetensors", "gguf": weights.name})
+    res = resolve(ref, ["safetensors", "gguf"], [])
+    assert res.artifacts == [
+        Artifact("safetensors", "f16", ckpt, "local"),
+        Artifact("gguf", "q8_0", weights, "local"),
+    ]
+    gone = resolve(ModelRef(path=root, files={"gguf": "gone.gguf"}), ["gguf"], [])
+    assert "gone.gguf" in gone.missing[0].reason
+
+
+def test_a_named_file_whose_header_disagrees_is_noted(tmp_path: Path) -> None:
+    root = _checkpoint(tmp_path / "m")
+    _gguf(root / "m-q4_0.gguf", Q8_0)
+    (art,) = resolve(ModelRef(path=root), ["gguf"], ["q4_0"]).artifacts
+    assert art.note == "file_type says q8_0"

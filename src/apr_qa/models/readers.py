@@ -16,6 +16,7 @@ its float32 copy at most; ``bench/stream_memory.py`` measures this.
 from __future__ import annotations
 
 import abc
+import functools
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -90,11 +91,12 @@ class ModelReader(abc.ABC):
 
     def read_tensor(self, name: str) -> npt.NDArray[np.float32]:
         """One tensor by name, as float32 in Hugging Face orientation."""
-        info = self._info_by_name().get(name)
+        info = self._info_by_name.get(name)
         if info is None:
             raise UsageError(f"{self.path}: no tensor named {name!r}")
         return self._load(info)
 
+    @functools.cached_property
     def _info_by_name(self) -> Mapping[str, TensorInfo]:
         return {info.name: info for info in self.tensor_infos()}
 

@@ -242,25 +242,33 @@ class _Resolver:
         self.origin = origin
         self.convert_missing = convert_missing
         self.workdir = workdir
-        self.has_checkpoint = (root / INDEX_NAME).is_file() or any(root.glob("*.safetensors"))
+        self.checkpoint = self._checkpoint()
         self.ggufs = sorted(
             p for p in root.iterdir() if p.is_file() and p.suffix.lower() == ".gguf"
         )
 
+    def _checkpoint(self) -> Path | None:
+        named = self.ref.files.get("safetensors")
+        where = self.root / named if named is not None else self.root
+        if where.is_file():
+            where = where.parent
+        if where.is_dir() and ((where / INDEX_NAME).is_file() or any(where.glob("*.safetensors"))):
+            return where
+        return None
+
     def run(self, formats: Sequence[str], quants: list[str]) -> Resolution:
-        if not self.has_checkpoint and not self.ggufs and not self.ref.files:
+        if self.checkpoint is None and not self.ggufs and not self.ref.files:
             raise UsageError(f"{self.root}: no model weights (no *.safetensors, no *.gguf)")
         artifacts: list[Artifact] = []
         missing: list[MissingArtifact] = []
         for fmt in formats:
             if fmt == "safetensors":
-                if self.has_checkpoint:
-                    dtype = _safetensors_dtype(self.root)
-                    artifacts.append(Artifact("safetensors", dtype, self.root, self.origin))
+                if self.checkpoint is not None:
+                    dtype = _safetensors_dtype(self.checkpoint)
+                    artifacts.append(Artifact("safetensors", dtype, self.checkpoint, self.origin))
                 else:
-                    missing.append(
-                        MissingArtifact(fmt, "", f"no safetensors weights in {self.root}")
-                    )
+                    where = self.root / self.ref.files.get("safetensors", "")
+                    missing.append(MissingArtifact(fmt, "", f"no safetensors weights in {where}"))
             elif fmt == "gguf":
                 found, lost = self._ggufs(quants)
                 artifacts += found
@@ -271,15 +279,22 @@ class _Resolver:
 
     def _ggufs(self, quants: list[str]) -> tuple[list[Artifact], list[MissingArtifact]]:
         if not quants:
-            files = self.ggufs
+            named = self.ref.files.get("gguf")
+            if named is not None and not (self.root / named).is_file():
+                return [], [MissingArtifact("gguf", "", f"{self.root / named}: file not found")]
+            files = [self.root / named] if named is not None else self.ggufs
             return [Artifact("gguf", _gguf_quantization(p), p, self.origin) for p in files], []
         found: list[Artifact] = []
         lost: list[MissingArtifact] = []
         for quant in quants:
             path, reason = self._find(quant)
             if path is not None:
-                found.append(Artifact("gguf", quant, path, self.origin))
-            elif self.convert_missing and self.has_checkpoint:
+                actual = _gguf_quantization(path)
+                # The name chose the file; its header may disagree, which the
+                # integrity gate should see.
+                note = "" if actual == quant else f"file_type says {actual}"
+                found.append(Artifact("gguf", quant, path, self.origin, note))
+            elif self.convert_missing and self.checkpoint is not None:
                 artifact_or_reason = self._convert(quant)
                 if isinstance(artifact_or_reason, Artifact):
                     found.append(artifact_or_reason)
@@ -315,9 +330,10 @@ class _Resolver:
             return f"no GGUF file for {quant} and the reference converter is unavailable ({e})"
         workdir = self.workdir or Path(tempfile.mkdtemp(prefix="apr-qa-convert-"))
         workdir.mkdir(parents=True, exist_ok=True)
-        dst = workdir / f"{self.root.name}-{quant}.gguf"
+        assert self.checkpoint is not None
+        dst = workdir / f"{self.checkpoint.name}-{quant}.gguf"
         try:
-            convert(self.root, dst, quant)
+            convert(self.checkpoint, dst, quant)
         except UsageError as e:
             # An unsupported architecture or quantization is a finding about this
             # cell, not a reason to stop resolving the others.
