@@ -72,6 +72,8 @@ def test_safetensors_file_round_trips_every_tensor_as_float32(tmp_path: Path) ->
     infos = {i.name: i for i in reader.tensor_infos()}
     assert infos["lm_head.weight"].dtype == "f16"
     assert infos["lm_head.weight"].nbytes == 16 * 32 * 2
+    # f32 holds 16*32*4 + 32*4 bytes against f16's 16*32*2.
+    assert reader.quantization == "f32"
     seen = {}
     for info, array in reader.iter_tensors():
         assert array.dtype == np.float32

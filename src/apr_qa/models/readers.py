@@ -72,6 +72,11 @@ class ModelReader(abc.ABC):
     def metadata(self) -> dict[str, Any]:
         """Format metadata: GGUF key/values, or the safetensors ``__metadata__``."""
 
+    @property
+    @abc.abstractmethod
+    def quantization(self) -> str:
+        """Stored precision: GGUF file type (``q4_k_m``) or main safetensors dtype (``bf16``)."""
+
     @abc.abstractmethod
     def tensor_infos(self) -> list[TensorInfo]:
         """Every tensor's name, shape, dtype and size, in file order; reads no data."""

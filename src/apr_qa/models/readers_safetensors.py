@@ -231,6 +231,11 @@ class SafetensorsModelReader(ModelReader):
         """The ``__metadata__`` string map of the file(s)."""
         return dict(self._metadata)
 
+    @property
+    def quantization(self) -> str:
+        """The stored dtype holding most bytes (``bf16``, ``f32``, ...)."""
+        return dominant_dtype(self.tensor_infos())
+
     def tensor_infos(self) -> list[TensorInfo]:
         """Tensors in file order (shard by shard, then by offset)."""
         return [entry.info for entry in self._entries.values()]

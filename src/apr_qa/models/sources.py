@@ -181,9 +181,9 @@ def _gguf_quantization(path: Path) -> str:
 
 
 def _safetensors_dtype(root: Path) -> str:
-    from apr_qa.models.readers_safetensors import SafetensorsModelReader, dominant_dtype
+    from apr_qa.models.readers_safetensors import SafetensorsModelReader
 
-    return dominant_dtype(SafetensorsModelReader(root).tensor_infos())
+    return SafetensorsModelReader(root).quantization
 
 
 def _resolve_file(
