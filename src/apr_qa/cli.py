@@ -35,7 +35,9 @@ def _guarded(func: F) -> F:
             return func(*args, **kwargs)
         except AprQaError as exc:
             for line in exc.lines():
-                click.echo(line if isinstance(exc, PlaybookError) else f"apr-qa: error: {line}", err=True)
+                click.echo(
+                    line if isinstance(exc, PlaybookError) else f"apr-qa: error: {line}", err=True
+                )
             sys.exit(int(exc.exit_code))
         except KeyboardInterrupt:
             click.echo("apr-qa: interrupted", err=True)
@@ -46,7 +48,9 @@ def _guarded(func: F) -> F:
 
 def _configure_logging(verbose: int, quiet: int) -> None:
     level = logging.WARNING - 10 * verbose + 10 * quiet
-    logging.basicConfig(level=max(level, logging.DEBUG), format="apr-qa: %(levelname)s: %(message)s")
+    logging.basicConfig(
+        level=max(level, logging.DEBUG), format="apr-qa: %(levelname)s: %(message)s"
+    )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -94,7 +98,13 @@ def _load_all(paths: tuple[Path, ...], model_path: Path | None, *, quiet: bool) 
             warned[warning] = warned.get(warning, 0) + 1
     if not quiet:
         for warning, count in warned.items():
-            files = f" (in {count} files)" if count > 1 else f" ({loaded[0].path})" if len(paths) == 1 else ""
+            files = (
+                f" (in {count} files)"
+                if count > 1
+                else f" ({loaded[0].path})"
+                if len(paths) == 1
+                else ""
+            )
             click.echo(f"apr-qa: warning: {warning}{files}", err=True)
     if problems:
         raise PlaybookError(problems)
@@ -174,7 +184,9 @@ def plan(
 )
 @click.pass_context
 @_guarded
-def lock(ctx: click.Context, playbooks: tuple[Path, ...], output: Path, fields: tuple[str, ...]) -> None:
+def lock(
+    ctx: click.Context, playbooks: tuple[Path, ...], output: Path, fields: tuple[str, ...]
+) -> None:
     """Write sha256 entries for playbooks to a lock file."""
     from apr_qa.lock import DEFAULT_FIELDS, write_lock
 
@@ -182,6 +194,113 @@ def lock(ctx: click.Context, playbooks: tuple[Path, ...], output: Path, fields: 
     count = write_lock(output, loaded, fields or DEFAULT_FIELDS)
     if not ctx.obj["quiet"]:
         click.echo(f"locked {count} playbook{'s' if count != 1 else ''} in {output}", err=True)
+
+
+@cli.command()
+@_playbooks_arg
+@_model_path_opt
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("apr-qa-out"),
+    show_default=True,
+    help="Directory for evidence.jsonl and the reports.",
+)
+@click.option(
+    "-w",
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Cells run in parallel (GPU cells share one device one at a time).",
+)
+@click.option(
+    "--failure-policy",
+    type=click.Choice(["stop-on-p0", "fail-fast", "collect-all"]),
+    help="Override the playbooks' failure policy (default: stop-on-p0).",
+)
+@click.option("--shard", "shard_text", metavar="K/N", help="Run only the cells of shard K of N.")
+@click.option(
+    "--backend",
+    "backends",
+    type=click.Choice(["cpu", "gpu"]),
+    multiple=True,
+    help="Only cells on this backend (repeatable).",
+)
+@click.option(
+    "--fail-below",
+    default="C",
+    show_default=True,
+    help="Exit 1 when a model grades below this (A+, A, B+, B, C, F).",
+)
+@click.option(
+    "--trust-remote-code",
+    is_flag=True,
+    help="Allow model code from the checkpoint, for playbooks that also opt in.",
+)
+@click.option("--no-convert", is_flag=True, help="Do not convert missing GGUF quantizations.")
+@click.pass_context
+@_guarded
+def run(
+    ctx: click.Context,
+    playbooks: tuple[Path, ...],
+    model_path: Path | None,
+    output: Path,
+    workers: int,
+    failure_policy: str | None,
+    shard_text: str | None,
+    backends: tuple[str, ...],
+    fail_below: str,
+    trust_remote_code: bool,
+    no_convert: bool,
+) -> None:
+    """Run playbooks on real runtimes; write evidence and reports to --output.
+
+    \b
+    Exit codes: 0 every model held its gateways and reached --fail-below,
+    1 otherwise, 2 bad playbook or usage, 3 model or runtime missing,
+    130 interrupted (evidence and reports are still written for what finished).
+    """
+    from apr_qa.execute import RunOptions, execute
+    from apr_qa.plan import parse_shard
+    from apr_qa.report import check_grade, render_reports
+    from apr_qa.report.terminal import verdict_text
+
+    grade = check_grade(fail_below)
+    shard = parse_shard(shard_text) if shard_text else None
+    quiet = ctx.obj["quiet"]
+    loaded = _load_all(playbooks, model_path, quiet=quiet)
+    for book in loaded:
+        if book.model.trust_remote_code and not trust_remote_code and not quiet:
+            click.echo(
+                f"apr-qa: warning: {book.path}: trust_remote_code refused "
+                "(the playbook opts in; pass --trust-remote-code to agree)",
+                err=True,
+            )
+    options = RunOptions(
+        output_dir=output,
+        workers=workers,
+        failure_policy=failure_policy,
+        backends=backends or None,
+        shard=shard,
+        trust_remote_code=trust_remote_code,
+        convert_missing=not no_convert,
+        progress=sys.stderr.isatty() and not quiet,
+    )
+    outcome = execute(loaded, options)
+    result = render_reports(outcome.records, output, fail_below=grade)
+    if not quiet:
+        for model, reason in outcome.halted.items():
+            click.echo(f"apr-qa: {model}: {reason}", err=True)
+        click.echo(
+            verdict_text(
+                result.run, fail_below=grade, reports=result.paths, color=sys.stdout.isatty()
+            )
+        )
+    if outcome.interrupted:
+        sys.exit(int(ExitCode.INTERRUPTED))
+    sys.exit(result.exit_code)
 
 
 @cli.command()

@@ -1,0 +1,150 @@
+"""The parent's handle on one worker process: requests with deadlines, kill, crash tails."""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import IO, Any
+
+__all__ = ["Reply", "WorkerClient", "WorkerDied", "WorkerTimeout"]
+
+STDERR_TAIL_BYTES = 2000
+
+
+class WorkerDied(Exception):
+    """The worker exited (by a signal or otherwise) before answering."""
+
+    def __init__(self, returncode: int | None, stderr_tail: str) -> None:
+        self.returncode = returncode
+        self.stderr_tail = stderr_tail
+        self.signal_name = _signal_name(returncode)
+        super().__init__(f"worker died ({self.signal_name}); stderr: {stderr_tail[-300:]}")
+
+
+class WorkerTimeout(Exception):
+    """The worker did not answer within the deadline and was killed."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        super().__init__(f"no answer within {seconds:.1f} s; worker killed")
+
+
+def _signal_name(returncode: int | None) -> str:
+    if returncode is None:
+        return "no exit status"
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exit status {returncode}"
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A worker's answer, with the wall time the parent waited for it."""
+
+    data: dict[str, Any]
+    wall_s: float
+
+
+class WorkerClient:
+    """Spawns ``python -m apr_qa.execute.worker`` and talks to it in JSON lines."""
+
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        self._stderr: IO[bytes] = tempfile.TemporaryFile()
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "apr_qa.execute.worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            env=env,
+            start_new_session=True,  # its own process group: a kill takes its children too
+        )
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        self._stdin = self._proc.stdin
+        self._stdout = self._proc.stdout
+        self._buffer = b""
+
+    @property
+    def pid(self) -> int:
+        """The worker's process id."""
+        return self._proc.pid
+
+    def stderr_tail(self) -> str:
+        """The last bytes the worker wrote to stderr."""
+        self._stderr.seek(0, os.SEEK_END)
+        size = self._stderr.tell()
+        self._stderr.seek(max(0, size - STDERR_TAIL_BYTES))
+        return self._stderr.read().decode("utf-8", "replace")
+
+    def request(self, payload: dict[str, Any], timeout_s: float) -> Reply:
+        """Send one request and wait for its reply; kill the worker at the deadline."""
+        started = time.perf_counter()
+        try:
+            self._stdin.write((json.dumps(payload) + "\n").encode())
+            self._stdin.flush()
+        except (BrokenPipeError, OSError):
+            raise self._died() from None
+        line = self._read_line(started + timeout_s)
+        if line is None:
+            self.kill()
+            raise WorkerTimeout(timeout_s)
+        if not line:
+            raise self._died()
+        return Reply(json.loads(line), time.perf_counter() - started)
+
+    def _read_line(self, deadline: float) -> bytes | None:
+        """A reply line; b"" at end of stream; None at the deadline."""
+        fd = self._stdout.fileno()
+        with selectors.DefaultSelector() as sel:
+            sel.register(fd, selectors.EVENT_READ)
+            while b"\n" not in self._buffer:
+                remaining = deadline - time.perf_counter()
+                if remaining <= 0:
+                    return None
+                if not sel.select(remaining):
+                    continue
+                chunk = os.read(fd, 1 << 16)
+                if not chunk:
+                    return b""
+                self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return line
+
+    def _died(self) -> WorkerDied:
+        try:
+            returncode = self._proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            returncode = self._proc.returncode
+        return WorkerDied(returncode, self.stderr_tail())
+
+    def kill(self) -> None:
+        """Kill the worker and its process group now, and reap it."""
+        if self._proc.poll() is None:
+            try:
+                os.killpg(self._proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self._proc.wait()
+
+    def close(self, grace_s: float = 5.0) -> None:
+        """Ask the worker to exit; kill it if it does not within the grace period."""
+        if self._proc.poll() is None:
+            try:
+                self._stdin.write(b'{"op": "exit"}\n')
+                self._stdin.flush()
+                self._proc.wait(timeout=grace_s)
+            except (BrokenPipeError, OSError, subprocess.TimeoutExpired):
+                pass
+        self.kill()
+        for stream in (self._stdin, self._stdout, self._stderr):
+            stream.close()

@@ -1,0 +1,94 @@
+"""Making evidence records: the catalogue decides category and severity, not the caller."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from apr_qa.evidence import Outcome, Record, ScenarioInfo, host_info, now_utc
+from apr_qa.gates import lookup
+
+__all__ = ["CellRef", "RecordFactory"]
+
+
+@dataclass(frozen=True)
+class CellRef:
+    """The cell coordinates stamped on a record."""
+
+    model: str
+    format: str | None = None
+    quantization: str | None = None
+    backend: str | None = None
+    modality: str | None = None
+
+    def __str__(self) -> str:
+        parts = (self.model, self.format, self.quantization, self.backend, self.modality)
+        return ".".join(p or "-" for p in parts)
+
+
+class RecordFactory:
+    """Builds records for one run: ids, host, playbook, timestamps."""
+
+    def __init__(self, run_id: str, shard: str | None = None) -> None:
+        self.run_id = run_id
+        self.shard = shard
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def make(
+        self,
+        gate: str,
+        outcome: Outcome,
+        reason: str,
+        cell: CellRef,
+        *,
+        playbook: Any = None,
+        scenario: ScenarioInfo | None = None,
+        output: str | None = None,
+        expected: Any = None,
+        metrics: Mapping[str, float] | None = None,
+        counterexample: str | None = None,
+    ) -> Record:
+        """One record; ``playbook`` is the `Playbook` it came from (path and sha256)."""
+        known = lookup(gate)
+        if known is None:
+            raise ValueError(f"unknown gate id {gate!r}")  # a programming error, not bad input
+        with self._lock:
+            number = next(self._ids)
+        return Record(
+            run_id=self.run_id,
+            record_id=f"{self.run_id}-{number:06d}",
+            gate=gate,
+            category=str(known.category),
+            severity=str(known.severity),
+            outcome=outcome,
+            reason=reason,
+            model=cell.model,
+            format=cell.format,
+            quantization=cell.quantization,
+            backend=cell.backend,
+            modality=cell.modality,
+            scenario=scenario,
+            output=output,
+            expected=_json_safe(expected),
+            metrics=dict(metrics or {}),
+            counterexample=counterexample,
+            playbook=str(playbook.path) if playbook is not None else None,
+            playbook_sha256=playbook.sha256 if playbook is not None else None,
+            shard=self.shard,
+            host=host_info(),
+            timestamp=now_utc(),
+        )
+
+
+def _json_safe(value: Any) -> Any:
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return str(value)
