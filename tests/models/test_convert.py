@@ -436,6 +436,19 @@ def test_q4_k_m_through_llama_cpp_quantizer(tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".wide-q4_k_m.gguf.*"))  # temp files cleaned up
 
 
+@pytest.mark.slow
+def test_k_quant_on_narrow_rows_reports_llama_cpp_fallbacks(
+    checkpoints: dict[str, Path], tmp_path: Path
+) -> None:
+    pytest.importorskip("llama_cpp")
+    report = convert_with_report(checkpoints["qwen2"], tmp_path / "narrow.gguf", "q4_k_m")
+    # Rows of 64/96 values cannot hold 256-value K blocks: llama.cpp picks legacy quants.
+    fell_back = {name for name, kind in report.tensor_types.items() if kind in ("Q5_0", "Q8_0")}
+    assert "token_embd.weight" in fell_back
+    assert len(report.fallbacks) == len(fell_back)
+    assert all(name in " ".join(report.fallbacks) for name in fell_back)
+
+
 # --- errors and the CLI ---------------------------------------------------------------
 
 

@@ -103,8 +103,10 @@ def convert_with_report(src: Path, dst: Path, quant: str) -> ConversionReport:
         tmp.replace(dst)
     if quant in K_QUANTS:
         fallbacks = _kquant_fallbacks(types, quant)
-    for note in fallbacks:
-        log.warning("%s: %s", dst, note)
+    if fallbacks:
+        log.warning(
+            "%s: %d tensor(s) not stored as %s; first: %s", dst, len(fallbacks), quant, fallbacks[0]
+        )
     return ConversionReport(dst, arch_name, quant, tokenizer.pre, types, tuple(fallbacks))
 
 

@@ -8,12 +8,15 @@ converter writes a lossless GGUF first and hands it to that.
 from __future__ import annotations
 
 import ctypes
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 
 from apr_qa.errors import EnvironmentProblem, UsageError
 
 __all__ = ["K_QUANTS", "quantize_with_llama_cpp"]
+
+log = logging.getLogger(__name__)
 
 # --quant name -> llama_ftype (LLAMA_FTYPE_MOSTLY_*, same numbers as gguf.LlamaFileType).
 K_QUANTS: Mapping[str, int] = {
@@ -41,8 +44,17 @@ def quantize_with_llama_cpp(src_gguf: Path, dst_gguf: Path, quant: str) -> None:
         ) from exc
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = K_QUANTS[quant]
-    rc = llama_cpp.llama_model_quantize(
-        str(src_gguf).encode(), str(dst_gguf).encode(), ctypes.byref(params)
-    )
+    # llama-cpp-python prints llama.cpp's per-tensor log lines unless its logger's
+    # level says otherwise; keep them for our --verbose only.
+    native_log = logging.getLogger("llama-cpp-python")
+    saved_level = native_log.level
+    if not log.isEnabledFor(logging.DEBUG):
+        native_log.setLevel(logging.ERROR)
+    try:
+        rc = llama_cpp.llama_model_quantize(
+            str(src_gguf).encode(), str(dst_gguf).encode(), ctypes.byref(params)
+        )
+    finally:
+        native_log.setLevel(saved_level)
     if rc != 0:
         raise EnvironmentProblem(f"{dst_gguf}: llama.cpp quantizer failed for {quant} (rc {rc})")
