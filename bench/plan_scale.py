@@ -69,7 +69,10 @@ CHILD = textwrap.dedent(
 
 def run(directory: Path, mode: str) -> dict[str, float]:
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, str(directory), mode], capture_output=True, text=True, check=True
+        [sys.executable, "-c", CHILD, str(directory), mode],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     result: dict[str, float] = json.loads(out.stdout)
     return result
@@ -84,12 +87,16 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         for i in range(args.models):
-            (directory / f"m{i:03d}.yaml").write_text(PLAYBOOK.format(i=i, scenarios=args.scenarios))
+            (directory / f"m{i:03d}.yaml").write_text(
+                PLAYBOOK.format(i=i, scenarios=args.scenarios)
+            )
         plans = [run(directory, "count") for _ in range(args.repeat)]
         enums = [run(directory, "enumerate") for _ in range(args.repeat)]
     best = min(plans, key=lambda r: r["total_s"])
     best_enum = min(enums, key=lambda r: r["total_s"])
-    print(f"playbooks {best['playbooks']:.0f}, cells {best['cells']:,.0f}, tests {best['tests']:,.0f}")
+    print(
+        f"playbooks {best['playbooks']:.0f}, cells {best['cells']:,.0f}, tests {best['tests']:,.0f}"
+    )
     print("                         import    load+validate   plan    enumerate   total   peak RSS")
     for label, r in (("plan (count)", best), ("plan + enumerate all", best_enum)):
         print(

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from tests.conftest import REPO, UPSTREAM
 
 
@@ -72,13 +71,20 @@ def test_plan_reports_1800_tests_and_json(tmp_path: Path) -> None:
     assert "18 cells, 1,800 tests" in result.stdout
     data = json.loads(apr_qa("plan", "--json", str(book)).stdout)
     assert data["totals"]["tests"] == 1800
-    shards = [json.loads(apr_qa("-q", "plan", "--json", "--shard", f"{k}/3", str(book)).stdout) for k in (1, 2, 3)]
+    shards = [
+        json.loads(apr_qa("-q", "plan", "--json", "--shard", f"{k}/3", str(book)).stdout)
+        for k in (1, 2, 3)
+    ]
     assert sum(s["totals"]["tests"] for s in shards) == 1800
-    assert sorted(c["id"] for s in shards for c in s["cells"]) == sorted(c["id"] for c in data["cells"])
+    assert sorted(c["id"] for s in shards for c in s["cells"]) == sorted(
+        c["id"] for c in data["cells"]
+    )
 
 
 def test_plan_on_upstream_untiered_playbook() -> None:
-    result = apr_qa("-q", "plan", str(UPSTREAM / "playbooks/models/qwen2.5-coder-1.5b.playbook.yaml"))
+    result = apr_qa(
+        "-q", "plan", str(UPSTREAM / "playbooks/models/qwen2.5-coder-1.5b.playbook.yaml")
+    )
     assert result.returncode == 0, result.stderr
     assert "30 cells, 3,000 tests" in result.stdout
 

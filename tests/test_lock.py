@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tests.conftest import UPSTREAM
 
 from apr_qa.errors import UsageError
 from apr_qa.lock import check_locked, read_lock, write_lock
 from apr_qa.playbook import load_playbook
-from tests.conftest import UPSTREAM
 
 BOOK = "name: locked\nmodel: {hf_repo: org/m, formats: [gguf]}\ntest_matrix: {seed: 1}\ndescription: d\n"
 

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.conftest import UPSTREAM
 
 from apr_qa.errors import UsageError
 from apr_qa.plan import Plan, Shard, build_plan, derive_seed, parse_shard
 from apr_qa.planview import render_table, write_json
 from apr_qa.playbook import load_playbook
-from tests.conftest import UPSTREAM
 
 THREE_BY_TWO_BY_THREE = """
 name: full-{i}
@@ -34,10 +34,16 @@ def test_three_modalities_two_backends_three_formats_hundred_scenarios_is_1800(w
 
 def test_upstream_untiered_playbook_multiplies_gguf_by_its_quantizations() -> None:
     # gguf x {q4_k_m, q5_k_m, q8_0} + safetensors + apr = 5 artifacts; x 2 backends x 3 modalities x 100
-    plan = build_plan([load_playbook(UPSTREAM / "playbooks/models/qwen2.5-coder-1.5b.playbook.yaml")])
+    plan = build_plan(
+        [load_playbook(UPSTREAM / "playbooks/models/qwen2.5-coder-1.5b.playbook.yaml")]
+    )
     assert len(plan.cells) == 5 * 2 * 3
     assert plan.test_count == 3000
-    assert {c.quantization for c in plan.cells if c.format == "gguf"} == {"q4_k_m", "q5_k_m", "q8_0"}
+    assert {c.quantization for c in plan.cells if c.format == "gguf"} == {
+        "q4_k_m",
+        "q5_k_m",
+        "q8_0",
+    }
     assert {c.quantization for c in plan.cells if c.format != "gguf"} == {"stored"}
 
 
@@ -49,7 +55,9 @@ def test_upstream_mvp_playbook_is_18_tests() -> None:
 
 def test_prompt_list_replaces_generated_scenarios() -> None:
     # 15 prompts in test_matrix.prompts cover scenario_count: 1, in each of 18 cells
-    plan = build_plan([load_playbook(UPSTREAM / "playbooks/models/qwen2.5-coder-1.5b-mvp.playbook.yaml")])
+    plan = build_plan(
+        [load_playbook(UPSTREAM / "playbooks/models/qwen2.5-coder-1.5b-mvp.playbook.yaml")]
+    )
     assert {c.scenario_count for c in plan.cells} == {15}
     assert plan.test_count == 18 * 15
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,12 @@ from apr_qa.playbook.validate import check
 __all__ = ["DEFAULT_FIELDS", "LOCK_VERSION", "LockEntry", "check_locked", "read_lock", "write_lock"]
 
 LOCK_VERSION = 1
-DEFAULT_FIELDS: tuple[str, ...] = ("model.hf_repo", "model.formats", "test_matrix", "falsification_gates")
+DEFAULT_FIELDS: tuple[str, ...] = (
+    "model.hf_repo",
+    "model.formats",
+    "test_matrix",
+    "falsification_gates",
+)
 
 
 @dataclass(frozen=True)
@@ -78,12 +82,18 @@ def read_lock(path: Path) -> dict[str, LockEntry]:
     return out
 
 
-def write_lock(path: Path, playbooks: Sequence[Playbook], fields: Sequence[str] = DEFAULT_FIELDS) -> int:
+def write_lock(
+    path: Path, playbooks: Sequence[Playbook], fields: Sequence[str] = DEFAULT_FIELDS
+) -> int:
     """Add or update entries for playbooks in a lock file; returns entries written."""
     entries: dict[str, Any] = {}
     if path.exists():
         entries = {
-            name: {"sha256": e.sha256, "locked_fields": list(e.locked_fields), "fields": dict(e.fields)}
+            name: {
+                "sha256": e.sha256,
+                "locked_fields": list(e.locked_fields),
+                "fields": dict(e.fields),
+            }
             for name, e in read_lock(path).items()
         }
     for playbook in playbooks:
@@ -97,11 +107,13 @@ def write_lock(path: Path, playbooks: Sequence[Playbook], fields: Sequence[str] 
     )
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, "utf-8")
-    os.replace(tmp, path)
+    tmp.replace(path)
     return len(playbooks)
 
 
-def check_locked(playbook: Playbook, lock: Mapping[str, LockEntry], lock_path: Path) -> list[Problem]:
+def check_locked(
+    playbook: Playbook, lock: Mapping[str, LockEntry], lock_path: Path
+) -> list[Problem]:
     """Problems when a playbook is missing from the lock or changed since it was locked."""
     entry = lock.get(playbook.name)
     where = str(playbook.path)

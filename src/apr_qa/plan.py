@@ -31,7 +31,13 @@ __all__ = [
 ]
 
 STORED = "stored"  # the quantization label of a safetensors checkpoint: its own dtype
-GENERATED_FAMILIES: tuple[str, ...] = ("arithmetic", "unicode", "whitespace", "injection", "determinism")
+GENERATED_FAMILIES: tuple[str, ...] = (
+    "arithmetic",
+    "unicode",
+    "whitespace",
+    "injection",
+    "determinism",
+)
 
 # Relative cost of one scenario, for balancing shards (measured order of magnitude, not exact).
 _MODALITY_COST = {"run": 1.0, "chat": 1.1, "serve": 1.5}
@@ -100,7 +106,9 @@ class Cell:
     @property
     def id(self) -> str:
         """Stable id: ``playbook/format-quant/backend/modality``."""
-        return f"{self.playbook.name}/{self.format}-{self.quantization}/{self.backend}/{self.modality}"
+        return (
+            f"{self.playbook.name}/{self.format}-{self.quantization}/{self.backend}/{self.modality}"
+        )
 
     @property
     def model(self) -> str:
@@ -115,7 +123,9 @@ class Cell:
     @property
     def cost(self) -> float:
         """Estimated relative cost, for balancing shards."""
-        per = _MODALITY_COST[self.modality] * _FORMAT_COST[self.format] * _BACKEND_COST[self.backend]
+        per = (
+            _MODALITY_COST[self.modality] * _FORMAT_COST[self.format] * _BACKEND_COST[self.backend]
+        )
         return _LOAD_COST + per * self.scenario_count
 
     def scenarios(self) -> Iterator[PlannedScenario]:

@@ -38,18 +38,38 @@ def test_minimal_playbook_gets_defaults(write) -> None:  # type: ignore[no-untyp
         ("# only a comment\n", 1, "empty file"),
         ("- a\n- b\n", 1, "a playbook is a mapping"),
         ("name: x\n", 1, "missing 'model'"),
-        ("model: {id: m}\ntest_matrix:\n  scenario_count: -5\n", 3, "-5 is less than the minimum of 0"),
+        (
+            "model: {id: m}\ntest_matrix:\n  scenario_count: -5\n",
+            3,
+            "-5 is less than the minimum of 0",
+        ),
         ("model: {id: m}\ntest_matrix:\n  backends: [tpu]\n", 3, "'tpu' is not one of: cpu, gpu"),
-        ("model: {id: m}\ntest_matrx: {}\n", 2, "unknown key 'test_matrx' (did you mean 'test_matrix'?)"),
-        ("model: {id: m, hf_rep: x}\n", 1, "unknown key 'hf_rep' in model (did you mean 'hf_repo'?)"),
+        (
+            "model: {id: m}\ntest_matrx: {}\n",
+            2,
+            "unknown key 'test_matrx' (did you mean 'test_matrix'?)",
+        ),
+        (
+            "model: {id: m, hf_rep: x}\n",
+            1,
+            "unknown key 'hf_rep' in model (did you mean 'hf_repo'?)",
+        ),
         ("model: {id: m}\nscenarios:\n  - name: s\n", 3, "scenario 's' has no prompt"),
         ("model: {id: m}\nscenarios:\n  - prompt: hi\n", 3, "'name' is required"),
         ("model: {id: m}\nmodel: {id: n}\n", 2, "duplicate key 'model' (first at line 1)"),
         ("model: {id: m}\ntest_matrix:\n  seed: [1\n", 4, "invalid YAML"),
         ("model: {id: m}\ntest_matrix: {timeout_ms: fast}\n", 2, "'fast' is not of type 'integer'"),
         ("model: {id: m}\n---\nmodel: {id: n}\n", 3, "several YAML documents"),
-        ("model: {id: m}\nscenarios:\n  - {name: s, prompt: p, oracle: arithmetc}\n", 3, "did you mean 'arithmetic'"),
-        ("model: {id: m}\nscenarios:\n  - {name: s, prompt: p, oracle: regex, pattern: '(['}\n", 3, "regex"),
+        (
+            "model: {id: m}\nscenarios:\n  - {name: s, prompt: p, oracle: arithmetc}\n",
+            3,
+            "did you mean 'arithmetic'",
+        ),
+        (
+            "model: {id: m}\nscenarios:\n  - {name: s, prompt: p, oracle: regex, pattern: '(['}\n",
+            3,
+            "regex",
+        ),
     ],
 )
 def test_bad_playbook_is_one_located_line(write, text: str, line: int, fragment: str) -> None:  # type: ignore[no-untyped-def]
@@ -144,7 +164,9 @@ _documents = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(doc=_documents)
 def test_loader_never_raises_anything_but_a_playbook_error(write, doc: object) -> None:  # type: ignore[no-untyped-def]
     path = write(yaml.safe_dump(doc))
@@ -159,7 +181,9 @@ def test_loader_never_raises_anything_but_a_playbook_error(write, doc: object) -
         assert isinstance(result, Playbook)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(raw=st.binary(max_size=300))
 def test_loader_survives_arbitrary_bytes(tmp_path: Path, raw: bytes) -> None:
     path = tmp_path / "fuzz.yaml"

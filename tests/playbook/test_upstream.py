@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tests.conftest import REPO, UPSTREAM
 
 from apr_qa.errors import PlaybookError
 from apr_qa.playbook import load_playbook
-from tests.conftest import REPO, UPSTREAM
 
 NOT_PLAYBOOKS = {"playbook.schema.yaml", "playbook.lock.yaml"}
 
@@ -47,7 +47,9 @@ def test_the_upstream_set_is_complete() -> None:
     assert set(INVALID) | NEEDS_MODEL_PATH <= set(files)
 
 
-@pytest.mark.parametrize("rel", [f for f in _upstream_files() if f not in INVALID and f not in NEEDS_MODEL_PATH])
+@pytest.mark.parametrize(
+    "rel", [f for f in _upstream_files() if f not in INVALID and f not in NEEDS_MODEL_PATH]
+)
 def test_upstream_playbook_loads(rel: str) -> None:
     playbook = load_playbook(UPSTREAM / rel)
     assert playbook.model.id
@@ -91,7 +93,9 @@ def test_original_dialect_is_normalized() -> None:
 def test_string_model_and_prompt_list_are_honoured() -> None:
     playbook = load_playbook(UPSTREAM / "playbooks/verify/fail-fast-falsification.yaml")
     assert playbook.model.hf_repo == "Qwen/Qwen2.5-Coder-1.5B-Instruct"
-    prompts = load_playbook(UPSTREAM / "playbooks/models/qwen2.5-coder-3b-mvp.playbook.yaml").scenarios
+    prompts = load_playbook(
+        UPSTREAM / "playbooks/models/qwen2.5-coder-3b-mvp.playbook.yaml"
+    ).scenarios
     assert prompts[0].name == "prompt-1"
     assert prompts[0].prompt is not None and prompts[0].prompt.startswith("Given x=5")
     assert prompts[0].source.line == 39

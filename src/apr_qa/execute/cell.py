@@ -83,7 +83,9 @@ def _scenario_info(planned: PlannedScenario, instance: Any) -> ScenarioInfo:
         name=planned.name,
         oracle=instance.oracle.name if instance is not None else None,
         prompt=instance.prompt if instance is not None else None,
-        messages=tuple(dict(m) for m in instance.messages) if instance and instance.messages else None,
+        messages=tuple(dict(m) for m in instance.messages)
+        if instance and instance.messages
+        else None,
         seed=planned.seed,
         file=source.file if source else None,
         line=source.line if source else None,
@@ -118,7 +120,9 @@ class CellRunner:
 
     def record(self, gate: str, outcome: Outcome, reason: str, **kw: Any) -> None:
         """Emit one record for this cell."""
-        rec = self.factory.make(gate, outcome, reason, self.job.cell, playbook=self.job.playbook, **kw)
+        rec = self.factory.make(
+            gate, outcome, reason, self.job.cell, playbook=self.job.playbook, **kw
+        )
         if outcome in (Outcome.FALSIFIED, Outcome.TIMEOUT, Outcome.CRASHED):
             self.result.failures += 1
         self._emit(rec)
@@ -148,7 +152,9 @@ class CellRunner:
             return f"load timed out: {exc}"
         except WorkerDied as exc:
             self.crashed.append(f"load: {exc.signal_name}")
-            return f"worker died while loading ({exc.signal_name}): {exc.stderr_tail[-500:].strip()}"
+            return (
+                f"worker died while loading ({exc.signal_name}): {exc.stderr_tail[-500:].strip()}"
+            )
         if not reply.data.get("ok"):
             return str(reply.data.get("error", "load failed"))
         vocab = reply.data.get("vocab") or {}
@@ -167,7 +173,9 @@ class CellRunner:
             self.worker.close()
             self.worker = None
 
-    def _generate(self, instance: Any, seed: int, max_tokens: int, timeout_s: float) -> dict[str, Any]:
+    def _generate(
+        self, instance: Any, seed: int, max_tokens: int, timeout_s: float
+    ) -> dict[str, Any]:
         assert self.worker is not None
         request = {
             "op": "generate",
@@ -197,7 +205,10 @@ class CellRunner:
                 self._record_g3()
                 return self.result
             self.record(
-                "G1-LOAD-001", Outcome.CORROBORATED, f"{job.id} loaded", metrics={"load_s": self._load_s}
+                "G1-LOAD-001",
+                Outcome.CORROBORATED,
+                f"{job.id} loaded",
+                metrics={"load_s": self._load_s},
             )
             self._probe()
             for i, planned in enumerate(scenarios):
@@ -294,7 +305,9 @@ class CellRunner:
         max_tokens = instance.max_tokens
         if max_tokens is None:
             max_tokens = job.playbook.matrix.max_tokens
-        timeout_s = (scenario.timeout_ms / 1000) if scenario and scenario.timeout_ms else self.timeout_s
+        timeout_s = (
+            (scenario.timeout_ms / 1000) if scenario and scenario.timeout_ms else self.timeout_s
+        )
         basic = planned.kind == "explicit"
         try:
             data = self._generate(instance, planned.seed, max_tokens, timeout_s)
@@ -329,7 +342,11 @@ class CellRunner:
         if not verdict.passed and not verdict.skipped and planned.kind == "generated":
             counterexample = self._shrink(instance, planned.seed, max_tokens, timeout_s)
         outcome = (
-            Outcome.SKIPPED if verdict.skipped else Outcome.CORROBORATED if verdict.passed else Outcome.FALSIFIED
+            Outcome.SKIPPED
+            if verdict.skipped
+            else Outcome.CORROBORATED
+            if verdict.passed
+            else Outcome.FALSIFIED
         )
         reason = verdict.reason
         if not garbage.passed and not garbage.skipped and instance.oracle.name != "garbage":
@@ -398,7 +415,9 @@ class CellRunner:
                 f"hung past the timeout on basic work: {', '.join(self.hung[:3])}",
             )
         else:
-            self.record("G3-HANG-001", Outcome.CORROBORATED, "no basic scenario hung past its timeout")
+            self.record(
+                "G3-HANG-001", Outcome.CORROBORATED, "no basic scenario hung past its timeout"
+            )
 
 
 def oracles_spec(name: str) -> Any:

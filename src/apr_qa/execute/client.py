@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import selectors
@@ -59,7 +60,8 @@ class WorkerClient:
     """Spawns ``python -m apr_qa.execute.worker`` and talks to it in JSON lines."""
 
     def __init__(self, env: dict[str, str] | None = None) -> None:
-        self._stderr: IO[bytes] = tempfile.TemporaryFile()
+        # Lives as long as the client (closed in close()): the crash report reads its tail.
+        self._stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "apr_qa.execute.worker"],
             stdin=subprocess.PIPE,
@@ -130,10 +132,8 @@ class WorkerClient:
     def kill(self) -> None:
         """Kill the worker and its process group now, and reap it."""
         if self._proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self._proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         self._proc.wait()
 
     def close(self, grace_s: float = 5.0) -> None:

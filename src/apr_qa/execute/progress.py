@@ -35,13 +35,17 @@ class Progress:
                 TextColumn("[bold]apr-qa[/]"),
                 BarColumn(),
                 MofNCompleteColumn(),
-                TextColumn("scenarios · {task.fields[cells]} · [red]{task.fields[failures]} failed[/]"),
+                TextColumn(
+                    "scenarios · {task.fields[cells]} · [red]{task.fields[failures]} failed[/]"
+                ),
                 TimeElapsedColumn(),
                 console=Console(stderr=True),
                 transient=True,
             )
             self._bar.__enter__()
-            self._task = self._bar.add_task("run", total=self.total, cells=self._cells(), failures=0)
+            self._task = self._bar.add_task(
+                "run", total=self.total, cells=self._cells(), failures=0
+            )
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -59,7 +59,9 @@ class _Run:
         run_id = uuid.uuid4().hex[:12]
         self.factory = RecordFactory(run_id, str(plan.shard) if plan.shard else None)
         evidence = options.output_dir / "evidence.jsonl"
-        evidence.unlink(missing_ok=True)  # a run replaces the evidence of the last run in this directory
+        evidence.unlink(
+            missing_ok=True
+        )  # a run replaces the evidence of the last run in this directory
         self.writer = EvidenceWriter(evidence)
         self.lock = threading.Lock()
         self.gpu_lock = threading.Lock()
@@ -67,7 +69,9 @@ class _Run:
         self.per_model: dict[str, Halt] = defaultdict(Halt)
         self.policy: dict[str, str] = {}
         self.outcome = RunOutcome(self.writer.path)
-        self.progress = Progress(enabled=options.progress, total=plan.test_count, cells=len(plan.cells))
+        self.progress = Progress(
+            enabled=options.progress, total=plan.test_count, cells=len(plan.cells)
+        )
         self.runners: set[CellRunner] = set()
 
     # -- evidence and policy --------------------------------------------------------------
@@ -94,7 +98,15 @@ class _Run:
         halt = self.per_model[model]
         return halt.reason if halt.is_set() else None
 
-    def record(self, playbook: Playbook, gate: str, outcome: Outcome, reason: str, cell: CellRef, **kw: object) -> None:
+    def record(
+        self,
+        playbook: Playbook,
+        gate: str,
+        outcome: Outcome,
+        reason: str,
+        cell: CellRef,
+        **kw: object,
+    ) -> None:
         self.emit(self.factory.make(gate, outcome, reason, cell, playbook=playbook, **kw))  # type: ignore[arg-type]
 
     # -- preparation ----------------------------------------------------------------------
@@ -106,7 +118,9 @@ class _Run:
         model = playbook.model
         trust = model.trust_remote_code and self.options.trust_remote_code
         formats = sorted({c.format for c in cells if c.format != "apr"})
-        quants = sorted({c.quantization for c in cells if c.format == "gguf" and c.quantization != "auto"})
+        quants = sorted(
+            {c.quantization for c in cells if c.format == "gguf" and c.quantization != "auto"}
+        )
         resolution = None
         if formats and self.options.backend_override is None:
             ref = ModelRef(
@@ -133,12 +147,19 @@ class _Run:
                 jobs.append(job)
         return jobs
 
-    def _cell_jobs(self, playbook: Playbook, cell: Cell, resolution: object, trust: bool) -> Iterator[CellJob]:
+    def _cell_jobs(
+        self, playbook: Playbook, cell: Cell, resolution: object, trust: bool
+    ) -> Iterator[CellJob]:
         from apr_qa.backends.device import gpu_unavailable_reason
 
         scenarios = list(cell.scenarios())
         model = playbook.model.id
-        base = {"playbook": playbook, "scenarios": scenarios, "trust_remote_code": trust, "device": cell.backend}
+        base = {
+            "playbook": playbook,
+            "scenarios": scenarios,
+            "trust_remote_code": trust,
+            "device": cell.backend,
+        }
 
         def skipped(reason: str, quant: str) -> CellJob:
             ref = CellRef(model, cell.format, quant, cell.backend, cell.modality)
@@ -148,7 +169,10 @@ class _Run:
             yield skipped("skipped: format apr has no runtime in apr-qa", cell.quantization)
             return
         if cell.modality == "serve":
-            yield skipped("skipped: the serve modality is not supported by this version of apr-qa", cell.quantization)
+            yield skipped(
+                "skipped: the serve modality is not supported by this version of apr-qa",
+                cell.quantization,
+            )
             return
         kind = self.options.backend_override or _BACKEND_OF_FORMAT[cell.format]
         if cell.backend == "gpu" and (why := gpu_unavailable_reason(kind)):
@@ -170,11 +194,16 @@ class _Run:
             missing = [
                 m.reason
                 for m in resolution.missing  # type: ignore[attr-defined]
-                if m.format == cell.format and (cell.format != "gguf" or m.quantization == cell.quantization)
+                if m.format == cell.format
+                and (cell.format != "gguf" or m.quantization == cell.quantization)
             ]
-            reason = missing[0] if missing else f"no {cell.format} {cell.quantization} artifact found"
+            reason = (
+                missing[0] if missing else f"no {cell.format} {cell.quantization} artifact found"
+            )
             ref = CellRef(model, cell.format, cell.quantization, cell.backend, cell.modality)
-            self.record(playbook, "G1-LOAD-001", Outcome.FALSIFIED, f"{ref} cannot load: {reason}", ref)
+            self.record(
+                playbook, "G1-LOAD-001", Outcome.FALSIFIED, f"{ref} cannot load: {reason}", ref
+            )
             yield skipped("not run: the artifact is missing", cell.quantization)
             return
         for artifact in artifacts:
@@ -198,7 +227,9 @@ class _Run:
             return
         from apr_qa.checks.integrity import check_integrity
 
-        for finding in check_integrity(Path(job.path), expected_shape=dict(playbook.model.expected_shape)):
+        for finding in check_integrity(
+            Path(job.path), expected_shape=dict(playbook.model.expected_shape)
+        ):
             outcome = (
                 Outcome.SKIPPED
                 if finding.passed is None
@@ -223,7 +254,11 @@ class _Run:
         with self.lock:
             self.runners.add(runner)
         try:
-            with self.gpu_lock if job.device == "gpu" and not job.skip_reason else contextlib.nullcontext():
+            with (
+                self.gpu_lock
+                if job.device == "gpu" and not job.skip_reason
+                else contextlib.nullcontext()
+            ):
                 result = runner.run()
         finally:
             with self.lock:
@@ -234,13 +269,17 @@ class _Run:
     def g4(self, playbook: Playbook, results: Sequence[CellResult]) -> None:
         ref = CellRef(playbook.model.id)
         if not playbook.gates.g4_output_quality:
-            self.record(playbook, "G4-GARBAGE-001", Outcome.SKIPPED, "G4 disabled by the playbook", ref)
+            self.record(
+                playbook, "G4-GARBAGE-001", Outcome.SKIPPED, "G4 disabled by the playbook", ref
+            )
             return
         outputs = sum(r.outputs for r in results)
         garbage = sum(r.garbage for r in results)
         limit = playbook.gates.g4_max_garbage_rate
         if outputs == 0:
-            self.record(playbook, "G4-GARBAGE-001", Outcome.SKIPPED, "no scenario output to judge", ref)
+            self.record(
+                playbook, "G4-GARBAGE-001", Outcome.SKIPPED, "no scenario output to judge", ref
+            )
             return
         rate = garbage / outputs
         outcome = Outcome.CORROBORATED if rate <= limit else Outcome.FALSIFIED
@@ -271,7 +310,9 @@ class _Run:
             self.policy[playbook.model.id] = self.options.failure_policy or playbook.failure_policy
         jobs = {p.name: self.jobs_for(p, by_book[p.name]) for p in books}
         with self.progress, ThreadPoolExecutor(max_workers=max(1, self.options.workers)) as pool:
-            futures = {name: [pool.submit(self.run_job, job) for job in js] for name, js in jobs.items()}
+            futures = {
+                name: [pool.submit(self.run_job, job) for job in js] for name, js in jobs.items()
+            }
             for playbook in books:
                 results = [f.result() for f in futures[playbook.name]]
                 self.g4(playbook, results)
@@ -293,7 +334,11 @@ def execute(playbooks: Sequence[Playbook], options: RunOptions) -> RunOutcome:
     """
     plan = build_plan(playbooks, options.shard)
     if options.backends:
-        plan = Plan(plan.playbooks, tuple(c for c in plan.cells if c.backend in options.backends), plan.shard)
+        plan = Plan(
+            plan.playbooks,
+            tuple(c for c in plan.cells if c.backend in options.backends),
+            plan.shard,
+        )
     run = _Run(plan, options)
     previous = {}
     if threading.current_thread() is threading.main_thread():

@@ -27,7 +27,9 @@ def _protocol_streams() -> tuple[IO[str], IO[str]]:
 
 
 def _reply(out: IO[str], payload: dict[str, Any]) -> None:
-    out.write(json.dumps(payload, ensure_ascii=False).encode("utf-8", "backslashreplace").decode() + "\n")
+    out.write(
+        json.dumps(payload, ensure_ascii=False).encode("utf-8", "backslashreplace").decode() + "\n"
+    )
     out.flush()
 
 

@@ -105,14 +105,15 @@ class _Builder:
 
     def matrix(self, has_scenarios: bool) -> Matrix:
         tm: dict[str, Any] = self.data.get("test_matrix") or {}
-        model = self.data.get("model") if isinstance(self.data.get("model"), dict) else {}
+        raw_model = self.data.get("model")
+        model: dict[str, Any] = raw_model if isinstance(raw_model, dict) else {}
         formats = tm.get("formats") or model.get("formats") or DEFAULT_FORMATS
         quants = tm.get("quantizations") or model.get("quantizations") or (DEFAULT_GGUF_QUANT,)
         default_count = 0 if has_scenarios else DEFAULTS["scenario_count_without_scenarios"]
         return Matrix(
             modalities=tuple(tm.get("modalities") or DEFAULTS["modalities"]),
             backends=tuple(tm.get("backends") or DEFAULTS["backends"]),
-            formats=tuple(formats),
+            formats=cast(Any, tuple(formats)),
             quantizations=tuple(quants),
             scenario_count=int(tm.get("scenario_count", default_count)),
             seed=int(tm.get("seed", DEFAULTS["seed"])),
@@ -132,11 +133,14 @@ class _Builder:
             options.update(extra)
             name = raw.get("type") or raw.get("name") or ""
             if not name:
-                self.problems.append(self.source.problem(at, "oracle: give 'type' (the oracle name)"))
+                self.problems.append(
+                    self.source.problem(at, "oracle: give 'type' (the oracle name)")
+                )
                 return None
         spec = OracleSpec(name, frozen_map(options))
         for message in _oracle_problems(spec):
-            self.problems.append(self.source.problem(at, f"oracle '{name}': {message}"))
+            text = message if message.startswith("oracle") else f"oracle '{name}': {message}"
+            self.problems.append(self.source.problem(at, text))
         return spec
 
     def scenarios(self) -> tuple[Scenario, ...]:
@@ -148,7 +152,8 @@ class _Builder:
             if name in seen:
                 self.problems.append(
                     self.source.problem(
-                        (*at, "name"), f"duplicate scenario name '{name}' (first at line {seen[name]})"
+                        (*at, "name"),
+                        f"duplicate scenario name '{name}' (first at line {seen[name]})",
                     )
                 )
                 continue
@@ -158,12 +163,16 @@ class _Builder:
                 if "command" in raw:
                     continue  # the original's shell-command scenarios: warned as unsupported
                 self.problems.append(
-                    self.source.problem(at, f"scenario '{name}' has no prompt (give 'prompt' or 'messages')")
+                    self.source.problem(
+                        at, f"scenario '{name}' has no prompt (give 'prompt' or 'messages')"
+                    )
                 )
                 continue
             if prompt is not None and messages is not None:
                 self.problems.append(
-                    self.source.problem(at, f"scenario '{name}': give 'prompt' or 'messages', not both")
+                    self.source.problem(
+                        at, f"scenario '{name}': give 'prompt' or 'messages', not both"
+                    )
                 )
                 continue
             extra = {k: raw[k] for k in _ORACLE_OPTIONS if k in raw}
@@ -186,7 +195,9 @@ class _Builder:
         prompts = (self.data.get("test_matrix") or {}).get("prompts") or []
         for i, prompt in enumerate(prompts):
             name = f"prompt-{i + 1}"
-            out.append(Scenario(name=name, source=self.ref(("test_matrix", "prompts", i)), prompt=prompt))
+            out.append(
+                Scenario(name=name, source=self.ref(("test_matrix", "prompts", i)), prompt=prompt)
+            )
         return tuple(out)
 
     def gates(self) -> Gates:

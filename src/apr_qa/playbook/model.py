@@ -47,7 +47,7 @@ def frozen_map(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
             return tuple(freeze(v) for v in item)
         return item
 
-    return freeze(value) if value else EMPTY  # type: ignore[no-any-return]
+    return freeze(value) if value else EMPTY
 
 
 @dataclass(frozen=True)

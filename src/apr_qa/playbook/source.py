@@ -76,7 +76,8 @@ def _decode(path: Path, raw: bytes) -> str:
         raise _fail(path, "empty file: a playbook needs at least a 'model'")
     if len(raw) > MAX_FILE_BYTES:
         raise _fail(
-            path, f"file is {len(raw) / 1e6:.1f} MB; playbooks are limited to {MAX_FILE_BYTES // 2**20} MiB"
+            path,
+            f"file is {len(raw) / 1e6:.1f} MB; playbooks are limited to {MAX_FILE_BYTES // 2**20} MiB",
         )
     if b"\x00" in raw:
         raise _fail(path, "binary file (NUL bytes): not a YAML playbook")
@@ -84,7 +85,9 @@ def _decode(path: Path, raw: bytes) -> str:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise _fail(path, f"not UTF-8 text (byte 0x{raw[exc.start]:02x}): not a YAML playbook", line) from None
+        raise _fail(
+            path, f"not UTF-8 text (byte 0x{raw[exc.start]:02x}): not a YAML playbook", line
+        ) from None
 
 
 def _expanded_size(root: yaml.Node, path: Path) -> None:
@@ -142,12 +145,17 @@ class _Builder:
         if not isinstance(node, yaml.ScalarNode):  # pragma: no cover - the three node kinds
             return None
         try:
-            value = self._scalars.construct_object(node)  # type: ignore[no-untyped-call]
+            value = self._scalars.construct_object(node)
         except (yaml.YAMLError, ValueError, OverflowError) as exc:
             where = self._at(node)
             reason = getattr(exc, "problem", None) or str(exc)
             self.problems.append(
-                Problem(str(self.path), where.line, where.col, f"cannot read value {node.value[:40]!r}: {reason}")
+                Problem(
+                    str(self.path),
+                    where.line,
+                    where.col,
+                    f"cannot read value {node.value[:40]!r}: {reason}",
+                )
             )
             return None
         if isinstance(value, dt.date | dt.datetime):
@@ -160,7 +168,10 @@ class _Builder:
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
             loc = self._at(key_node)
-            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+            if (
+                not isinstance(key_node, yaml.ScalarNode)
+                or key_node.tag == "tag:yaml.org,2002:merge"
+            ):
                 self.problems.append(
                     Problem(str(self.path), loc.line, loc.col, "mapping keys must be plain strings")
                 )
@@ -218,5 +229,7 @@ def read_source(path: Path) -> Source:
         raise PlaybookError(builder.problems)
     if not isinstance(data, dict):
         at = builder.values[()]
-        raise _fail(path, f"a playbook is a mapping of keys, found {type(data).__name__}", at.line, at.col)
+        raise _fail(
+            path, f"a playbook is a mapping of keys, found {type(data).__name__}", at.line, at.col
+        )
     return Source(path, text, hashlib.sha256(raw).hexdigest(), data, builder.values, builder.keys)

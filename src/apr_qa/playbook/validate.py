@@ -76,9 +76,7 @@ def _branches(node: dict[str, Any], value: Any) -> Iterator[dict[str, Any]]:
         kind = option.get("type")
         if (isinstance(value, dict) and kind == "object") or (
             isinstance(value, list) and kind == "array"
-        ):
-            yield option
-        elif not isinstance(value, dict | list) and kind not in ("object", "array"):
+        ) or (not isinstance(value, dict | list) and kind not in ("object", "array")):
             yield option
 
 
@@ -182,7 +180,8 @@ def _describe(error: ValidationError) -> str:
     if error.validator in ("oneOf", "anyOf"):
         return f"{at}: {_short(error.instance)} is not a valid value here"
     if error.validator == "enum":
-        options = ", ".join(str(o) for o in error.validator_value)
+        allowed: Any = error.validator_value
+        options = ", ".join(str(o) for o in allowed)
         return f"{at}: {_short(error.instance)} is not one of: {options}"
     if error.validator == "pattern" and at.endswith(("quantizations", "]")):
         return f"{at}: {_short(error.instance)} is not a known quantization"
@@ -198,7 +197,9 @@ def check(source: Source) -> Checked:
     """Coerce, look for unknown keys, and validate one playbook's data."""
     checked = Checked(data=None)
     checked.data = _Walker(source, checked).walk(playbook_schema(), source.data, ())
-    for error in sorted(_validator().iter_errors(checked.data), key=lambda e: list(e.absolute_path).__repr__()):
+    for error in sorted(
+        _validator().iter_errors(checked.data), key=lambda e: list(e.absolute_path).__repr__()
+    ):
         if error.validator == "additionalProperties":
             continue  # reported with a did-you-mean by the walker
         at = tuple(_specific(error).absolute_path)

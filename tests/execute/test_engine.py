@@ -1,0 +1,230 @@
+"""The engine on the fake backend: verdicts, crashes, hangs, failure policies, signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from jsonschema import Draft202012Validator
+
+from apr_qa.evidence import Outcome, Record, read_evidence, record_schema
+from apr_qa.execute import RunOptions, execute
+from apr_qa.playbook import load_playbook
+
+ANSWERS = {
+    "What is 2 + 2?": "4",
+    "What is 3 + 5?": "8",
+    "Say hello.": "Hello there, friend.",
+}
+
+
+def _fake_model(tmp_path: Path, **behaviour: object) -> Path:
+    path = tmp_path / "fake-model.json"
+    path.write_text(json.dumps({"answers": ANSWERS, "default": "I am a fine model.", **behaviour}))
+    return path
+
+
+def _playbook(
+    tmp_path: Path,
+    model: Path,
+    scenarios: str,
+    *,
+    policy: str = "collect-all",
+    modalities: str = "[run, chat]",
+    timeout_ms: int = 20000,
+    count: int = 0,
+) -> Path:
+    path = tmp_path / "book.yaml"
+    path.write_text(
+        f"name: fake\nmodel: {{id: org/fake, path: {model}}}\n"
+        f"test_matrix: {{modalities: {modalities}, backends: [cpu], formats: [gguf], quantizations: [q8_0],"
+        f" timeout_ms: {timeout_ms}, scenario_count: {count}, max_tokens: 16}}\n"
+        f"failure_policy: {policy}\n"
+        f"scenarios:\n{scenarios}"
+    )
+    return path
+
+
+GOOD = (
+    "  - {name: add, prompt: 'What is 2 + 2?', oracle: arithmetic}\n"
+    "  - {name: add2, prompt: 'What is 3 + 5?', oracle: arithmetic, expected: 8}\n"
+    "  - {name: hello, prompt: 'Say hello.', oracle: contains, value: hello, case_sensitive: false}\n"
+)
+
+
+def _run(tmp_path: Path, book: Path, **options: object) -> list[Record]:
+    out = tmp_path / "out"
+    outcome = execute(
+        [load_playbook(book)], RunOptions(output_dir=out, backend_override="fake", **options)
+    )  # type: ignore[arg-type]
+    read = read_evidence([out / "evidence.jsonl"])
+    assert read.warnings == []
+    assert [r.record_id for r in read.records] == [r.record_id for r in outcome.records]
+    return read.records
+
+
+def _by(records: list[Record], gate: str) -> list[Record]:
+    return [r for r in records if r.gate == gate]
+
+
+def _worker_processes() -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"apr_qa.execute.worker" in cmdline:
+                pids.append(int(entry.name))
+    return pids
+
+
+def test_clean_model_corroborates_every_scenario_and_gateway(tmp_path: Path) -> None:
+    records = _run(tmp_path, _playbook(tmp_path, _fake_model(tmp_path), GOOD))
+    validator = Draft202012Validator(record_schema())
+    for record in records:
+        validator.validate(record.to_json())
+    scenario_records = [r for r in records if r.gate in ("F-A1-001", "F-A2-001")]
+    assert len(scenario_records) == 6
+    assert {r.outcome for r in scenario_records} == {Outcome.CORROBORATED}
+    for gate in ("G1-LOAD-001", "G2-INFER-001", "G3-CRASH-001", "G3-HANG-001"):
+        assert [r.outcome for r in _by(records, gate)] == [Outcome.CORROBORATED] * 2, gate
+    (g4,) = _by(records, "G4-GARBAGE-001")
+    assert g4.outcome is Outcome.CORROBORATED
+    assert g4.metrics["outputs"] == 6
+    # every scenario record points at its playbook line
+    lines = sorted({r.scenario.line for r in scenario_records if r.scenario})
+    assert lines == [7, 8, 9]
+    assert _worker_processes() == []
+
+
+def test_wrong_answer_is_falsified_with_output_and_expected(tmp_path: Path) -> None:
+    model = tmp_path / "m.json"
+    model.write_text(
+        json.dumps({"answers": {**ANSWERS, "What is 3 + 5?": "14"}, "default": "x y z"})
+    )
+    records = _run(tmp_path, _playbook(tmp_path, model, GOOD, modalities="[run]"))
+    (bad,) = [r for r in records if r.outcome is Outcome.FALSIFIED]
+    assert bad.scenario is not None and bad.scenario.name == "add2"
+    assert bad.output == "14" and bad.expected == 8
+
+
+def test_segfaulting_worker_is_crashed_and_other_cells_complete(tmp_path: Path) -> None:
+    scenarios = GOOD + "  - {name: boom, prompt: 'CRASH now', oracle: garbage}\n"
+    model = _fake_model(tmp_path, crash_on="CRASH")
+    records = _run(tmp_path, _playbook(tmp_path, model, scenarios))
+    crashed = [r for r in records if r.outcome is Outcome.CRASHED]
+    assert len(crashed) == 2  # one per cell (run, chat)
+    assert all("SIGSEGV" in r.reason for r in crashed)
+    assert [r.outcome for r in _by(records, "G3-CRASH-001")] == [Outcome.FALSIFIED] * 2
+    corroborated = [
+        r
+        for r in records
+        if r.gate in ("F-A1-001", "F-A2-001") and r.outcome is Outcome.CORROBORATED
+    ]
+    assert len(corroborated) == 6
+    assert _worker_processes() == []
+
+
+def test_hanging_worker_times_out_within_deadline_and_restarts(tmp_path: Path) -> None:
+    scenarios = (
+        "  - {name: hang, prompt: 'HANG forever', oracle: garbage}\n"
+        "  - {name: after, prompt: 'What is 2 + 2?', oracle: arithmetic}\n"
+    )
+    model = _fake_model(tmp_path, hang_on="HANG")
+    started = time.monotonic()
+    records = _run(
+        tmp_path, _playbook(tmp_path, model, scenarios, modalities="[run]", timeout_ms=1500)
+    )
+    elapsed = time.monotonic() - started
+    (timeout,) = [r for r in records if r.outcome is Outcome.TIMEOUT]
+    assert timeout.scenario is not None and timeout.scenario.name == "hang"
+    (after,) = [
+        r for r in records if r.scenario and r.scenario.name == "after" and r.gate == "F-A1-001"
+    ]
+    assert (
+        after.outcome is Outcome.CORROBORATED
+    )  # the worker was restarted for the rest of the cell
+    assert [r.outcome for r in _by(records, "G3-HANG-001")] == [Outcome.FALSIFIED]
+    assert elapsed < 60  # generous: includes two worker start-ups; the timeout itself is 1.5 s
+    assert _worker_processes() == []
+
+
+def test_load_failure_stops_the_line_under_stop_on_p0(tmp_path: Path) -> None:
+    model = _fake_model(tmp_path, fail_load="corrupt tensor data")
+    records = _run(tmp_path, _playbook(tmp_path, model, GOOD, policy="stop-on-p0"))
+    g1 = _by(records, "G1-LOAD-001")
+    assert g1[0].outcome is Outcome.FALSIFIED and "corrupt tensor data" in g1[0].reason
+    halted = [
+        r
+        for r in records
+        if r.outcome is Outcome.SKIPPED and r.reason.startswith("halted: stop-on-p0")
+    ]
+    assert len(halted) == 3  # the whole second cell
+    assert "G1-LOAD-001" in halted[0].reason
+
+
+def test_collect_all_runs_every_cell_after_a_gateway_failure(tmp_path: Path) -> None:
+    model = _fake_model(tmp_path, fail_load="corrupt tensor data")
+    records = _run(tmp_path, _playbook(tmp_path, model, GOOD, policy="collect-all"))
+    assert [r.outcome for r in _by(records, "G1-LOAD-001")] == [Outcome.FALSIFIED] * 2
+    assert not any(r.reason.startswith("halted") for r in records)
+
+
+def test_fail_fast_stops_at_the_first_failure(tmp_path: Path) -> None:
+    model = tmp_path / "m.json"
+    model.write_text(json.dumps({"answers": {**ANSWERS, "What is 2 + 2?": "5"}}))
+    records = _run(tmp_path, _playbook(tmp_path, model, GOOD, policy="fail-fast"))
+    halted = [r for r in records if r.reason.startswith("halted: fail-fast")]
+    assert len(halted) == 2 + 3  # the rest of the first cell and all of the second
+    assert sum(r.outcome is Outcome.FALSIFIED for r in records) == 1
+
+
+def test_same_playbook_and_seed_give_identical_verdicts(tmp_path: Path) -> None:
+    book = _playbook(tmp_path, _fake_model(tmp_path), GOOD, count=8)
+
+    def verdicts() -> Counter[tuple[str, str, str, str]]:
+        records = _run(tmp_path, book)
+        return Counter(
+            (r.gate, r.cell, r.scenario.name if r.scenario else "-", str(r.outcome))
+            for r in records
+        )
+
+    first, second = verdicts(), verdicts()
+    assert first == second
+    assert sum(first.values()) > 16
+
+
+def test_sigint_stops_workers_and_keeps_evidence(tmp_path: Path) -> None:
+    scenarios = GOOD + "  - {name: hang, prompt: 'HANG forever', oracle: garbage}\n"
+    model = _fake_model(tmp_path, hang_on="HANG")
+    book = _playbook(tmp_path, model, scenarios, modalities="[run]", timeout_ms=600000)
+    out = tmp_path / "out"
+    code = (
+        "import sys; from pathlib import Path\n"
+        "from apr_qa.execute import RunOptions, execute\n"
+        "from apr_qa.playbook import load_playbook\n"
+        f"o = execute([load_playbook(Path({str(book)!r}))], RunOptions(output_dir=Path({str(out)!r}), backend_override='fake'))\n"
+        "sys.exit(130 if o.interrupted else 0)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    evidence = out / "evidence.jsonl"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if evidence.exists() and evidence.read_text().count("\n") >= 5:
+            break
+        time.sleep(0.2)
+    time.sleep(0.5)
+    os.kill(proc.pid, signal.SIGINT)
+    assert proc.wait(timeout=30) == 130
+    records = read_evidence([evidence]).records
+    assert sum(r.outcome is Outcome.CORROBORATED for r in records) >= 3
+    assert not any(r.outcome is Outcome.CRASHED for r in records)
+    assert _worker_processes() == []
