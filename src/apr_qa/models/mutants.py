@@ -1,0 +1,379 @@
+"""The mutant corpus: broken copies of the fixture models, each with the gates that
+must falsify it.
+
+``MUTANTS`` is the contract for every gate: a gate listed against a mutant must
+falsify that mutant, and must corroborate the clean fixture it came from. The
+``effect`` says how tests/models/test_mutants.py shows the defect is real:
+
+- ``load_fails``: transformers (safetensors) or llama.cpp (GGUF) refuses to load it;
+- ``wrong_answers``: it loads and answers prompts.json wrongly under greedy decoding;
+- ``nonfinite_tensor`` / ``zero_tensor``: a tensor read back holds NaN/Inf, or only zeros;
+- ``shape_mismatch``: the tensors disagree with what config.json implies;
+- ``tokenizer``: the runtime splits text differently from the clean tokenizer;
+- ``pad_flood``: greedy decoding emits nothing but the PAD token;
+- ``quant_error``: dequantized weights are far outside the quantization's tolerance.
+
+``build_mutant(name, fixture_dir, out_dir)`` writes the copy into ``out_dir`` (never
+into the fixture) and returns the artifact: a checkpoint directory or a ``.gguf``.
+docs/mutants.md is this table in prose; a test keeps the two equal.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from apr_qa.errors import UsageError
+from apr_qa.models import mutants_files as files
+from apr_qa.models import mutants_weights as weights
+from apr_qa.models.mutants_io import copy_checkpoint, fixture_gguf, read_config
+
+__all__ = ["EFFECTS", "MUTANTS", "Effect", "Mutant", "applies", "build_mutant"]
+
+Effect = Literal[
+    "load_fails",
+    "wrong_answers",
+    "nonfinite_tensor",
+    "zero_tensor",
+    "shape_mismatch",
+    "tokenizer",
+    "pad_flood",
+    "quant_error",
+]
+EFFECTS: tuple[str, ...] = Effect.__args__  # type: ignore[attr-defined]
+
+Builder = Callable[[Path, Path], Path]
+Requirement = Callable[[Mapping[str, Any]], bool]
+
+
+def _always(config: Mapping[str, Any]) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """One defect: how to inject it, and which gates must catch it."""
+
+    name: str
+    description: str
+    base_format: Literal["safetensors", "gguf"]
+    gates: tuple[str, ...]
+    effect: Effect
+    build: Builder
+    # Which fixtures the defect can be written into, judged from config.json.
+    requires: Requirement = field(default=_always)
+
+
+def _target(fixture: Path, out_dir: Path, name: str, suffix: str = "") -> Path:
+    fixture, out_dir = fixture.resolve(), out_dir.resolve()
+    if out_dir == fixture or fixture in out_dir.parents:
+        raise UsageError(f"{out_dir}: mutants are never written inside the fixture {fixture}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return out_dir / f"{fixture.name}-{name}{suffix}"
+
+
+def _weights(name: str, edit: Callable[[dict[str, Any], dict[str, Any]], None]) -> Builder:
+    def build(fixture: Path, out_dir: Path) -> Path:
+        return weights.edit_checkpoint(fixture, _target(fixture, out_dir, name), edit)
+
+    return build
+
+
+def _files(name: str, mutate: Callable[[Path], Path]) -> Builder:
+    def build(fixture: Path, out_dir: Path) -> Path:
+        return mutate(copy_checkpoint(fixture, _target(fixture, out_dir, name)))
+
+    return build
+
+
+def _gguf(name: str, quant: str, rewrite: Callable[[Path, Path], Path] | None) -> Builder:
+    """A GGUF mutant: ``rewrite(src, dst)`` writes a changed copy; None copies the
+    bytes for an in-place ``_bytes`` mutation."""
+
+    def build(fixture: Path, out_dir: Path) -> Path:
+        dst = _target(fixture, out_dir, name, ".gguf")
+        scratch = dst.with_name(f".{dst.name}.scratch")
+        try:
+            src = fixture_gguf(fixture, quant, scratch)
+            if rewrite is None:
+                shutil.copyfile(src, dst)
+                return dst
+            return rewrite(src, dst)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    return build
+
+
+def _bytes(name: str, mutate: Callable[[Path], Path]) -> Builder:
+    copy = _gguf(name, "f32", None)
+
+    def build(fixture: Path, out_dir: Path) -> Path:
+        return mutate(copy(fixture, out_dir))
+
+    return build
+
+
+def _untied(config: Mapping[str, Any]) -> bool:
+    return not config.get("tie_word_embeddings", False)
+
+
+def _two_layers(config: Mapping[str, Any]) -> bool:
+    return int(config.get("num_hidden_layers", 0)) >= 2
+
+
+def _rotary_permuted(config: Mapping[str, Any]) -> bool:
+    return config.get("model_type") in ("llama", "mistral")
+
+
+def _rotary_plain(config: Mapping[str, Any]) -> bool:
+    return config.get("model_type") == "qwen2"
+
+
+_DOWN = "model.layers.0.mlp.down_proj.weight"
+_UP = "model.layers.0.mlp.up_proj.weight"
+_O = "model.layers.0.self_attn.o_proj.weight"
+_LOAD = "G1-LOAD-001"
+_SHAPES = "G0-INTEGRITY-001"
+_GGUF_HEADER = "G0-INTEGRITY-005"
+
+_TABLE: tuple[Mutant, ...] = (
+    Mutant(
+        "embedding-transposed",
+        "token embedding stored as (hidden, vocab)",
+        "safetensors",
+        (_SHAPES, _LOAD),
+        "load_fails",
+        _weights("embedding-transposed", weights.st_embedding_transposed),
+    ),
+    Mutant(
+        "gguf-embedding-transposed",
+        "GGUF token_embd stored transposed",
+        "gguf",
+        (_SHAPES, _LOAD, "F-ROSETTA-DIFF-001"),
+        "load_fails",
+        _gguf("gguf-embedding-transposed", "f32", weights.gguf_embedding_transposed),
+    ),
+    Mutant(
+        "gguf-qk-permutation-missing",
+        "GGUF Q/K rows left in Hugging Face rotary order (llama needs the permutation)",
+        "gguf",
+        ("F-A1-001", "F-ROSETTA-INF-001", "F-ROSETTA-INF-002"),
+        "wrong_answers",
+        _gguf("gguf-qk-permutation-missing", "f32", weights.gguf_qk_permutation),
+        _rotary_permuted,
+    ),
+    Mutant(
+        "gguf-qk-permutation-spurious",
+        "GGUF Q/K rows permuted for llama's rotary layout in an architecture that needs none",
+        "gguf",
+        ("F-A1-001", "F-ROSETTA-INF-001", "F-ROSETTA-INF-002"),
+        "wrong_answers",
+        _gguf("gguf-qk-permutation-spurious", "f32", weights.gguf_qk_permutation),
+        _rotary_plain,
+    ),
+    Mutant(
+        "norms-zeroed",
+        "every RMSNorm weight zeroed (GH-189)",
+        "safetensors",
+        ("G0-INTEGRITY-003", "G2-INFER-001"),
+        "zero_tensor",
+        _weights("norms-zeroed", weights.st_norms_zeroed),
+    ),
+    Mutant(
+        "nan-weight",
+        f"one NaN in {_DOWN}",
+        "safetensors",
+        ("G0-INTEGRITY-002",),
+        "nonfinite_tensor",
+        _weights("nan-weight", weights.st_poke(_DOWN, float("nan"))),
+    ),
+    Mutant(
+        "inf-weight",
+        f"one +Inf in {_O}",
+        "safetensors",
+        ("G0-INTEGRITY-002",),
+        "nonfinite_tensor",
+        _weights("inf-weight", weights.st_poke(_O, float("inf"))),
+    ),
+    Mutant(
+        "zero-tensor",
+        f"{_UP} all zeros",
+        "safetensors",
+        ("G0-INTEGRITY-003",),
+        "zero_tensor",
+        _weights("zero-tensor", weights.st_zero_tensor(_UP)),
+    ),
+    Mutant(
+        "gguf-pad-flood",
+        "GGUF whose greedy output is always the PAD token (GH-186)",
+        "gguf",
+        ("F-ROSETTA-INF-003", "F-ROSETTA-INF-001", "F-A1-001"),
+        "pad_flood",
+        _gguf("gguf-pad-flood", "f32", weights.gguf_pad_flood),
+    ),
+    Mutant(
+        "tokenizer-missing",
+        "every tokenizer file deleted",
+        "safetensors",
+        ("G0-INTEGRITY-004", _LOAD),
+        "load_fails",
+        _files("tokenizer-missing", files.remove_tokenizer),
+    ),
+    Mutant(
+        "merges-dropped",
+        "tokenizer.json BPE merges emptied",
+        "safetensors",
+        ("F-TOK-PARITY-001",),
+        "tokenizer",
+        _files("merges-dropped", files.drop_merges),
+    ),
+    Mutant(
+        "gguf-merges-dropped",
+        "GGUF without tokenizer.ggml.merges",
+        "gguf",
+        (_LOAD,),
+        "load_fails",
+        _gguf("gguf-merges-dropped", "f32", files.gguf_drop_merges),
+    ),
+    Mutant(
+        "gguf-wrong-pretokenizer",
+        "GGUF tokenizer.ggml.pre swapped (qwen2 <-> llama-bpe)",
+        "gguf",
+        ("F-TOK-PARITY-001",),
+        "tokenizer",
+        _gguf("gguf-wrong-pretokenizer", "f32", files.gguf_wrong_pre),
+    ),
+    Mutant(
+        "config-vocab-mismatch",
+        "config.json vocab_size 16 more than the embedding has",
+        "safetensors",
+        (_SHAPES, _LOAD),
+        "load_fails",
+        _files("config-vocab-mismatch", files.config_bump("vocab_size", lambda v: v + 16)),
+    ),
+    Mutant(
+        "config-hidden-mismatch",
+        "config.json hidden_size twice the tensors'",
+        "safetensors",
+        (_SHAPES, _LOAD),
+        "load_fails",
+        _files("config-hidden-mismatch", files.config_bump("hidden_size", lambda v: v * 2)),
+    ),
+    Mutant(
+        "config-layers-mismatch",
+        "config.json num_hidden_layers one more than the checkpoint has",
+        "safetensors",
+        (_SHAPES,),
+        "shape_mismatch",
+        _files("config-layers-mismatch", files.config_bump("num_hidden_layers", lambda v: v + 1)),
+    ),
+    Mutant(
+        "lm-head-wrong-shape",
+        "untied lm_head 8 rows short of the vocabulary",
+        "safetensors",
+        (_SHAPES, _LOAD),
+        "load_fails",
+        _weights("lm-head-wrong-shape", weights.st_lm_head_shape),
+        _untied,
+    ),
+    Mutant(
+        "truncated-safetensors",
+        f"model.safetensors cut to {files.TRUNCATE_FRACTION:.0%} of its length",
+        "safetensors",
+        (_SHAPES, _LOAD),
+        "load_fails",
+        _files("truncated-safetensors", files.truncate_weights),
+    ),
+    Mutant(
+        "truncated-gguf",
+        f"GGUF cut to {files.TRUNCATE_FRACTION:.0%} of its length",
+        "gguf",
+        (_GGUF_HEADER, _LOAD),
+        "load_fails",
+        _bytes("truncated-gguf", files.truncate),
+    ),
+    Mutant(
+        "gguf-bad-magic",
+        "GGUF magic overwritten",
+        "gguf",
+        (_GGUF_HEADER, _LOAD),
+        "load_fails",
+        _bytes("gguf-bad-magic", files.bad_magic),
+    ),
+    Mutant(
+        "missing-tensor",
+        f"{_DOWN} deleted (transformers re-initializes it at random, silently)",
+        "safetensors",
+        (_SHAPES,),
+        "shape_mismatch",
+        _weights("missing-tensor", weights.st_missing_tensor(_DOWN)),
+    ),
+    Mutant(
+        "gguf-missing-tensor",
+        "GGUF without blk.0.ffn_down.weight",
+        "gguf",
+        (_SHAPES, _LOAD),
+        "load_fails",
+        _gguf("gguf-missing-tensor", "f32", weights.gguf_missing_tensor),
+    ),
+    Mutant(
+        "layers-swapped",
+        "decoder layers 0 and 1 swapped",
+        "safetensors",
+        ("F-A1-001", "F-A2-001"),
+        "wrong_answers",
+        _weights("layers-swapped", weights.st_layers_swapped),
+        _two_layers,
+    ),
+    Mutant(
+        "noise-drift",
+        f"Gaussian noise of {weights.NOISE_SIGMA} x each matrix's std: fluent but wrong",
+        "safetensors",
+        ("F-A1-001",),
+        "wrong_answers",
+        _weights("noise-drift", weights.st_noise_drift),
+    ),
+    Mutant(
+        "chat-template-broken",
+        "chat template replaced by one in a format the model never saw",
+        "safetensors",
+        ("F-A2-001",),
+        "wrong_answers",
+        _files("chat-template-broken", files.break_chat_template),
+    ),
+    Mutant(
+        "gguf-quant-scales-corrupt",
+        "q8_0 GGUF block scales each multiplied by a random factor in [e^-2, e^2]",
+        "gguf",
+        ("F-ROSETTA-INF-002",),
+        "quant_error",
+        _gguf("gguf-quant-scales-corrupt", "q8_0", weights.gguf_quant_scales),
+    ),
+)
+
+MUTANTS: dict[str, Mutant] = {m.name: m for m in _TABLE}
+"""Every mutant by name, in table order."""
+
+
+def applies(name: str, fixture_dir: Path) -> bool:
+    """Whether mutant ``name`` can be written into the fixture at ``fixture_dir``."""
+    return _mutant(name).requires(read_config(Path(fixture_dir)))
+
+
+def build_mutant(name: str, fixture_dir: Path, out_dir: Path) -> Path:
+    """Write mutant ``name`` of the fixture into ``out_dir``; return the artifact."""
+    mutant = _mutant(name)
+    fixture_dir = Path(fixture_dir)
+    if not applies(name, fixture_dir):
+        raise UsageError(f"{fixture_dir}: mutant {name} does not apply to this model")
+    return mutant.build(fixture_dir, Path(out_dir))
+
+
+def _mutant(name: str) -> Mutant:
+    if name not in MUTANTS:
+        raise UsageError(f"unknown mutant {name!r}; known: {', '.join(MUTANTS)}")
+    return MUTANTS[name]

@@ -1,0 +1,158 @@
+"""Mutants that damage files rather than weights: bytes, config, tokenizer, template.
+
+Each function takes the copy already made (a checkpoint directory or a GGUF file)
+and breaks it in place; the table in ``apr_qa.models.mutants`` makes the copy.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from apr_qa.errors import UsageError
+from apr_qa.models.mutants_io import WEIGHTS, read_config, rewrite_gguf, write_config
+
+__all__ = [
+    "BROKEN_CHAT_TEMPLATE",
+    "TOKENIZER_FILES",
+    "bad_magic",
+    "break_chat_template",
+    "config_bump",
+    "drop_merges",
+    "gguf_drop_merges",
+    "gguf_wrong_pre",
+    "remove_tokenizer",
+    "truncate",
+    "truncate_weights",
+]
+
+# Keep this much of a truncated file: past the header, short of the last tensor.
+TRUNCATE_FRACTION = 0.6
+
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+    "tokenizer.model",
+    "vocab.json",
+    "merges.txt",
+    "added_tokens.json",
+)
+
+# Renders without error but in a format the model never saw: other role markers,
+# no end-of-turn token, no generation prompt.
+BROKEN_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '### ' + message['role'] | capitalize + ': ' + message['content'] + '\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '### Response:' }}{% endif %}"
+)
+
+# GGUF pre-tokenizer -> the wrong one to put in its place (they differ on digits).
+_WRONG_PRE = {"llama-bpe": "qwen2", "qwen2": "llama-bpe"}
+
+
+def truncate(path: Path) -> Path:
+    """Cut a file to ``TRUNCATE_FRACTION`` of its length."""
+    size = path.stat().st_size
+    with path.open("r+b") as f:
+        f.truncate(int(size * TRUNCATE_FRACTION))
+    return path
+
+
+def truncate_weights(checkpoint: Path) -> Path:
+    """Truncate a checkpoint's safetensors file."""
+    truncate(checkpoint / WEIGHTS)
+    return checkpoint
+
+
+def bad_magic(path: Path) -> Path:
+    """Overwrite a GGUF's magic with bytes no GGUF reader accepts."""
+    with path.open("r+b") as f:
+        f.write(b"GGLM")
+    return path
+
+
+def remove_tokenizer(checkpoint: Path) -> Path:
+    """Delete every tokenizer file of a checkpoint."""
+    removed = [n for n in TOKENIZER_FILES if (checkpoint / n).exists()]
+    if "tokenizer.json" not in removed:
+        raise UsageError(f"{checkpoint}: no tokenizer.json to remove")
+    for name in removed:
+        (checkpoint / name).unlink()
+    return checkpoint
+
+
+def _tokenizer_json(checkpoint: Path) -> tuple[Path, dict[str, Any]]:
+    path = checkpoint / "tokenizer.json"
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path}: cannot read tokenizer: {exc}") from None
+    return path, doc
+
+
+def drop_merges(checkpoint: Path) -> Path:
+    """Empty the BPE merge list of tokenizer.json (vocabulary kept)."""
+    path, doc = _tokenizer_json(checkpoint)
+    model = doc.get("model") or {}
+    if model.get("type") != "BPE" or not model.get("merges"):
+        raise UsageError(f"{path}: not a BPE tokenizer with merges")
+    model["merges"] = []
+    # With ignore_merges, words found whole in the vocabulary would hide the damage.
+    model["ignore_merges"] = False
+    path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+    return checkpoint
+
+
+def break_chat_template(checkpoint: Path) -> Path:
+    """Replace the chat template, wherever the checkpoint keeps it, with
+    ``BROKEN_CHAT_TEMPLATE``."""
+    replaced = False
+    jinja = checkpoint / "chat_template.jinja"
+    if jinja.exists():
+        jinja.write_text(BROKEN_CHAT_TEMPLATE, encoding="utf-8")
+        replaced = True
+    config_path = checkpoint / "tokenizer_config.json"
+    if config_path.exists():
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+        if "chat_template" in config:
+            config["chat_template"] = BROKEN_CHAT_TEMPLATE
+            config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
+            replaced = True
+    if not replaced:
+        raise UsageError(f"{checkpoint}: has no chat template to break")
+    return checkpoint
+
+
+def config_bump(key: str, change: Callable[[int], int]) -> Callable[[Path], Path]:
+    """A mutation that rewrites config.json's ``key`` so it no longer fits the tensors."""
+
+    def mutate(checkpoint: Path) -> Path:
+        config = read_config(checkpoint)
+        if not isinstance(config.get(key), int):
+            raise UsageError(f"{checkpoint / 'config.json'}: no integer {key}")
+        config[key] = change(config[key])
+        write_config(checkpoint, config)
+        return checkpoint
+
+    return mutate
+
+
+def gguf_wrong_pre(src: Path, dst: Path) -> Path:
+    """Copy a GGUF with ``tokenizer.ggml.pre`` swapped (qwen2 <-> llama-bpe)."""
+    import gguf
+
+    field = gguf.GGUFReader(str(src)).get_field("tokenizer.ggml.pre")
+    if field is None:
+        raise UsageError(f"{src}: no tokenizer.ggml.pre")
+    pre = str(field.contents())
+    return rewrite_gguf(src, dst, set_keys={"tokenizer.ggml.pre": _WRONG_PRE.get(pre, "qwen2")})
+
+
+def gguf_drop_merges(src: Path, dst: Path) -> Path:
+    """Copy a GGUF without ``tokenizer.ggml.merges``."""
+    return rewrite_gguf(src, dst, drop_keys=("tokenizer.ggml.merges",))
