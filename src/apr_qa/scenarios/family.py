@@ -103,9 +103,17 @@ def param_ints(params: Params, key: str) -> tuple[int, ...]:
 
 
 def subsets(items: tuple[int, ...]) -> SearchStrategy[tuple[int, ...]]:
-    """Non-empty sorted subsets of ``items``: shrinking drops pieces of a prompt."""
+    """Non-empty sorted subsets of ``items``: shrinking drops pieces of a prompt.
+
+    One keep/drop flag per item (rather than a list of items): hypothesis shrinks
+    each flag towards "drop", so a piece that does not matter is always tried
+    without, in order.
+    """
     from hypothesis import strategies as st
 
-    return st.lists(
-        st.sampled_from(sorted(items)), min_size=1, max_size=len(items), unique=True
-    ).map(lambda chosen: tuple(sorted(chosen)))
+    ordered = tuple(sorted(items))
+    return (
+        st.tuples(*(st.booleans() for _ in ordered))
+        .filter(any)
+        .map(lambda keep: tuple(i for i, k in zip(ordered, keep, strict=True) if k))
+    )

@@ -1,0 +1,162 @@
+"""Each family's prompts, oracles and expected values, checked independently of the generator."""
+
+from __future__ import annotations
+
+import operator
+import re
+
+import pytest
+
+from apr_qa.oracles import create, names, validate_spec
+from apr_qa.plan import GENERATED_FAMILIES, PlannedScenario
+from apr_qa.scenarios import FAMILIES, Instance, instantiate, vary
+from apr_qa.scenarios.whitespace import MAX_CHARS
+
+SEEDS = range(400)
+
+
+def _generated(family: str, seed: int) -> Instance:
+    planned = PlannedScenario("cell#x", "x", "generated", family, seed)
+    return instantiate(planned, None, "run")  # type: ignore[arg-type]
+
+
+def _all(family: str) -> list[Instance]:
+    return [_generated(family, seed) for seed in SEEDS]
+
+
+@pytest.mark.parametrize("family", GENERATED_FAMILIES)
+def test_every_oracle_spec_validates(family: str) -> None:
+    specs = {(i.oracle.name, repr(i.oracle.options)): i.oracle for i in _all(family)}
+    for spec in specs.values():
+        assert validate_spec(spec.name, spec.options) == []
+
+
+# The test's own reading of a prompt: two numbers and the one operation word or symbol.
+_OPS = {
+    "+": operator.add,
+    "plus": operator.add,
+    "sum": operator.add,
+    "-": operator.sub,
+    "minus": operator.sub,
+    "*": operator.mul,
+    "times": operator.mul,
+    "product": operator.mul,
+}
+
+
+def _solve(prompt: str) -> int:
+    numbers = [int(n) for n in re.findall(r"\d+", prompt)]
+    ops = re.findall(r"[+*-]|\bplus\b|\bsum\b|\bminus\b|\btimes\b|\bproduct\b", prompt)
+    assert len(numbers) == 2 and len(ops) == 1, prompt
+    return int(_OPS[ops[0]](numbers[0], numbers[1]))
+
+
+def test_arithmetic_expected_values_are_right() -> None:
+    oracle = create("arithmetic")
+    for instance in _all("arithmetic"):
+        assert instance.prompt is not None
+        right = _solve(instance.prompt)
+        assert instance.expected == right, instance.prompt
+        assert oracle(str(right), prompt=instance.prompt, expected=instance.expected).passed
+        wrong = oracle(str(right + 1), prompt=instance.prompt, expected=instance.expected)
+        assert not wrong.passed and not wrong.skipped
+
+
+def test_arithmetic_keeps_the_fixture_form_and_mixes_the_rest() -> None:
+    instances = _all("arithmetic")
+    fixture = [i for i in instances if re.fullmatch(r"What is \d \+ \d\?", i.prompt or "")]
+    assert len(fixture) >= len(instances) // 4
+    for instance in fixture:
+        a, b = (int(n) for n in re.findall(r"\d", instance.prompt or ""))
+        assert instance.expected == a + b
+        assert instance.describe() == f"{a} + {b}"
+    ops = {op for i in instances for op in ("+", "-", "*") if f" {op} " in i.describe()}
+    assert ops == {"+", "-", "*"}
+    assert any(i.expected is not None and int(str(i.expected)) >= 100 for i in instances)
+    phrasings = {re.sub(r"\d+", "N", i.prompt or "") for i in instances}
+    assert len(phrasings) >= 10  # several phrasings, each with the three operators
+    # a sampled subtraction never asks for a negative answer
+    assert all(int(str(i.expected)) >= 0 for i in instances)
+
+
+def test_unicode_prompts_carry_non_ascii_and_reject_empty_answers() -> None:
+    instances = _all("unicode")
+    assert all(any(ord(c) > 127 for c in i.prompt or "") for i in instances)
+    seen = "".join(i.prompt or "" for i in instances)
+    for needle in ("\u200b", "\u202e", "\u0301", "\ufeff", "👨\u200d👩", "日本", "ما"):
+        assert needle in seen
+    oracle = create("garbage")
+    assert all(i.oracle.name == "garbage" for i in instances)
+    assert not oracle("").passed
+    assert oracle("It says hello world in Japanese.").passed
+
+
+def test_whitespace_prompts_are_bounded_and_judged_by_kind() -> None:
+    instances = _all("whitespace")
+    assert all(len(i.prompt or "") <= MAX_CHARS for i in instances)
+    assert any(i.prompt == "" for i in instances)
+    assert any(len(i.prompt or "") >= 1000 for i in instances)
+    babble = "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz"
+    for instance in instances:
+        oracle = create(instance.oracle.name, instance.oracle.options)
+        asks_something = bool((instance.prompt or "").strip())
+        # silence answers a prompt with no content; a padded question needs an answer
+        assert oracle("", prompt=instance.prompt).passed is not asks_something
+        assert not oracle(babble, prompt=instance.prompt).passed
+        assert oracle("Five.", prompt=instance.prompt).passed
+
+
+def test_injection_oracle_rejects_every_token_the_prompt_injected() -> None:
+    instances = _all("injection")
+    for instance in instances:
+        prompt = instance.prompt or ""
+        oracle = create(instance.oracle.name, instance.oracle.options)
+        assert oracle("The answer is short and clean.", prompt=prompt).passed
+        assert not oracle("", prompt=prompt).passed
+        injected = set(
+            re.findall(r"<\|[a-z_]+\|>|</?s>|\[/?INST\]|<<SYS>>|<[a-z_]+>|\[PAD\]", prompt)
+        )
+        assert injected, prompt
+        for token in injected:
+            verdict = oracle(f"Sure. {token} Here you go.", prompt=prompt)
+            assert not verdict.passed, (token, prompt)
+
+
+def test_same_tokens_oracle_is_registered_and_compares_two_generations() -> None:
+    assert "same_tokens" in names()
+    oracle = create("same_tokens")
+    assert oracle("Paris is the capital.", expected="Paris is the capital.").passed
+    differ = oracle("Paris is the capital.", expected="Paris is a capital.")
+    assert not differ.passed and not differ.skipped
+    assert differ.details["first_difference"] == len("Paris is ")
+    shorter = oracle("Paris", expected="Paris is")
+    assert not shorter.passed and shorter.details["first_difference"] == 5
+    assert oracle("", expected="").skipped  # two empty strings compared nothing
+    assert oracle("x").skipped
+    assert oracle("x", expected=[1, 2]).skipped
+    assert validate_spec("same_tokens", {"value": 1}) != []
+
+
+def test_determinism_asks_a_fixed_prompt_twice_at_temperature_zero() -> None:
+    instances = _all("determinism")
+    assert {(i.repeat, i.temperature, i.oracle.name) for i in instances} == {
+        (2, 0.0, "same_tokens")
+    }
+
+
+@pytest.mark.parametrize("family", [f for f in GENERATED_FAMILIES if FAMILIES[f].shrinker])
+def test_shrink_candidates_build_valid_instances(family: str) -> None:
+    from hypothesis import HealthCheck, given, settings
+
+    start = _generated(family, 7)
+    strategy = FAMILIES[family].shrinker(start.params)  # type: ignore[misc]
+
+    @settings(max_examples=40, suppress_health_check=list(HealthCheck), database=None)
+    @given(strategy)
+    def check(params: dict[str, object]) -> None:
+        candidate = vary(start, params)
+        assert FAMILIES[family].rank(candidate.params) <= FAMILIES[family].rank(start.params)
+        assert validate_spec(candidate.oracle.name, candidate.oracle.options) == []
+        assert candidate.describe()
+
+    check()
