@@ -312,6 +312,36 @@ def test_row_not_multiple_of_block_falls_back_and_is_reported(tmp_path: Path) ->
     assert not any("ffn_up" in note for note in report.fallbacks)
 
 
+def test_conversion_holds_one_source_tensor_at_a_time(
+    checkpoints: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import weakref
+
+    import apr_qa.models.convert as convert_module
+
+    alive = [0]
+    seen_alive_at_read: list[int] = []
+    real_read = convert_module.read_tensor
+
+    def release() -> None:
+        alive[0] -= 1
+
+    def tracking_read(tensor: Any) -> Any:
+        seen_alive_at_read.append(alive[0])
+        data = real_read(tensor)
+        alive[0] += 1
+        weakref.finalize(data, release)
+        return data
+
+    monkeypatch.setattr(convert_module, "read_tensor", tracking_read)
+    # f32: the array written is the array read, so a writer that kept tensors until
+    # the end (GGUFWriter.add_tensor) would keep every one of them alive here.
+    convert(checkpoints["llama"], tmp_path / "stream.gguf", "f32")
+    assert len(seen_alive_at_read) > 10
+    assert max(seen_alive_at_read) == 0  # each tensor was released before the next read
+    assert alive[0] == 0
+
+
 # --- llama.cpp ------------------------------------------------------------------------
 
 
