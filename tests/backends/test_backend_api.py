@@ -25,7 +25,7 @@ def test_create_backend_returns_that_kind(kind: str) -> None:
 
 
 def test_unknown_backend_is_a_usage_error_listing_the_kinds() -> None:
-    with pytest.raises(UsageError, match="unknown backend 'vllm'.*transformers"):
+    with pytest.raises(UsageError, match=r"unknown backend 'vllm'.*transformers"):
         create_backend("vllm")
 
 

@@ -65,7 +65,7 @@ def test_fail_load_raises_load_error_with_the_message(tmp_path: Path) -> None:
 def test_unreadable_script_is_a_load_error_and_unknown_keys_a_usage_error(
     tmp_path: Path,
 ) -> None:
-    with pytest.raises(LoadError, match="missing.json"):
+    with pytest.raises(LoadError, match=r"missing\.json"):
         FakeBackend().load(tmp_path / "missing.json", "cpu")
     bad = tmp_path / "bad.json"
     bad.write_text('{"answer": {}}', encoding="utf-8")
