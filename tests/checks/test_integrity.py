@@ -282,9 +282,10 @@ def test_embedding_not_two_dimensional(hf: Callable[..., Path]) -> None:
 def test_missing_config_json(hf: Callable[..., Path]) -> None:
     path = hf()
     (path / "config.json").unlink()
-    f = run(path)["001"]
-    assert f.passed is False
-    assert f.reason.startswith(f"missing config.json in {path}")
+    for artifact in (path, path / "model.safetensors"):
+        f = run(artifact)["001"]
+        assert f.passed is False
+        assert f.reason.startswith(f"missing config.json in {path}")
 
 
 def test_unknown_layout_compares_nothing(hf: Callable[..., Path]) -> None:

@@ -199,9 +199,10 @@ def _safetensors_findings(
 ) -> list[Finding]:
     config = reader.config
     declared = {k: Claim(config[k], f"config.json {k}") for k in _HF_SIZES if k in config}
+    directory = reader.path if reader.path.is_dir() else reader.path.parent
     problems = (f"tensor data unreadable: {scan.error}",) if scan.error else ()
-    if not (reader.path / "config.json").is_file() and reader.path.is_dir():
-        problems = (*problems, f"missing config.json in {reader.path}")
+    if not (directory / "config.json").is_file():
+        problems = (*problems, f"missing config.json in {directory}")
     tied = config.get("tie_word_embeddings")
     model_type = config.get("model_type")
     shapes_map = {info.name: info.shape for info in reader.tensor_infos()}
@@ -216,7 +217,6 @@ def _safetensors_findings(
     )
     embed = shapes_map.get("model.embed_tokens.weight")
     rows = embed[0] if embed is not None and len(embed) == 2 else None
-    directory = reader.path if reader.path.is_dir() else reader.path.parent
     tokenizer = check_hf_tokenizer(directory, rows)
     return [shapes, *_value_findings(scan, SHAPES), tokenizer, _not_gguf()]
 
