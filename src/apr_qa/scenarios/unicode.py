@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING
 
 from apr_qa.gates import Category
 from apr_qa.playbook.model import OracleSpec
-from apr_qa.scenarios.family import Draft, Family, Params, param_int, param_ints, subsets
+from apr_qa.scenarios.family import (
+    Draft,
+    Family,
+    Params,
+    param_int,
+    param_ints,
+    shorten,
+    subsets,
+)
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
@@ -66,9 +74,9 @@ def build(params: Params) -> Draft:
 
 
 def describe(params: Params) -> str:
-    """The specimens by name, e.g. ``unicode: emoji + Arabic (RTL)``."""
+    """The specimens by name and the prompt, e.g. ``unicode: Korean in 'What does this say? …'``."""
     labels = " + ".join(SPECIMENS[i][0] for i in param_ints(params, "specimens"))
-    return f"unicode: {labels} (carrier {param_int(params, 'carrier')})"
+    return f"unicode: {labels} in {shorten(build(params).prompt)}"
 
 
 def rank(params: Params) -> tuple[object, ...]:
