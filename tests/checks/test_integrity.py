@@ -675,3 +675,50 @@ def test_directory_without_weights_is_evidence(tmp_path: Path, tok: Path) -> Non
     v = run(directory)
     assert v["001"].passed is False and "no weights" in v["001"].reason
     assert v["004"].passed is True
+
+
+def test_quantized_gguf_is_dequantized_for_the_scan(tmp_path: Path, tok: Path) -> None:
+    import gguf
+
+    q8 = gguf.GGMLQuantizationType.Q8_0
+    tensors = {gguf_name(k): v for k, v in hf_tensors().items()}
+
+    def write(name: str, edit: Callable[[np.ndarray], None] | None = None) -> Path:
+        path = tmp_path / name
+        # The builder's f32 file, its matrices requantized to q8_0.
+        clean = write_gguf(tmp_path / "f32.gguf", tok, tensors)
+        writer = gguf.GGUFWriter(str(path), "llama")
+        reader = gguf.GGUFReader(clean)
+        for f in reader.fields.values():
+            if f.name.startswith("GGUF.") or f.name == "general.architecture":
+                continue
+            sub = f.types[-1] if f.types[0] == gguf.GGUFValueType.ARRAY else None
+            writer.add_key_value(f.name, f.contents(), f.types[0], sub_type=sub)
+        for t in reader.tensors:
+            data = np.array(t.data)
+            if data.ndim == 2 and data.shape[1] % 32 == 0:
+                blocks = gguf.quants.quantize(data, q8)
+                if edit is not None and t.name == "blk.0.ffn_up.weight":
+                    edit(blocks)
+                writer.add_tensor(t.name, blocks, raw_shape=blocks.shape, raw_dtype=q8)
+            else:
+                writer.add_tensor(t.name, data)
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+        return path
+
+    def nan_scale(blocks: np.ndarray) -> None:
+        blocks[0, :2] = np.array([np.nan], "<f2").view(np.uint8)  # first block's f16 scale
+
+    def zero_scales(blocks: np.ndarray) -> None:
+        blocks.reshape(-1, 34)[:, :2] = 0  # every block: scale 0
+
+    clean = write("clean.gguf")
+    assert sum(t.tensor_type == q8 for t in gguf.GGUFReader(clean).tensors) == 15
+    assert all(f.passed for f in check_integrity(clean))
+    f = assert_only(run(write("nan.gguf", nan_scale)), "002")
+    assert f.reason.endswith("first blk.0.ffn_up.weight (32 NaN, 0 Inf)")
+    f = assert_only(run(write("zero.gguf", zero_scales)), "003")
+    assert f.reason == "1 of 21 tensor(s) are entirely zero: blk.0.ffn_up.weight"
