@@ -101,7 +101,7 @@ def test_clean_model_corroborates_every_scenario_and_gateway(tmp_path: Path) -> 
     assert g4.metrics["outputs"] == 6
     # every scenario record points at its playbook line
     lines = sorted({r.scenario.line for r in scenario_records if r.scenario})
-    assert lines == [7, 8, 9]
+    assert lines == [6, 7, 8]  # name, model, test_matrix, failure_policy, scenarios: come first
     assert _worker_processes() == []
 
 

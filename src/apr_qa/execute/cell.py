@@ -151,7 +151,8 @@ class CellRunner:
         except WorkerTimeout as exc:
             return f"load timed out: {exc}"
         except WorkerDied as exc:
-            self.crashed.append(f"load: {exc.signal_name}")
+            if not self._interrupted():
+                self.crashed.append(f"load: {exc.signal_name}")
             return (
                 f"worker died while loading ({exc.signal_name}): {exc.stderr_tail[-500:].strip()}"
             )
@@ -182,7 +183,11 @@ class CellRunner:
             "prompt": instance.prompt,
             "messages": [dict(m) for m in instance.messages] if instance.messages else None,
             "max_tokens": max_tokens,
-            "temperature": self.job.playbook.matrix.temperature,
+            "temperature": (
+                instance.temperature
+                if instance.temperature is not None
+                else self.job.playbook.matrix.temperature
+            ),
             "seed": seed,
         }
         reply = self.worker.request(request, timeout_s)
@@ -199,6 +204,9 @@ class CellRunner:
             return self.result
         try:
             error = self._start()
+            if error is not None and (interrupted := self._interrupted()):
+                self.skip_rest(scenarios, interrupted)
+                return self.result
             if error is not None:
                 self.record("G1-LOAD-001", Outcome.FALSIFIED, f"{job.id} did not load: {error}")
                 self.skip_rest(scenarios, "not run: the model did not load in this cell")
@@ -229,14 +237,22 @@ class CellRunner:
         error = self._start()
         if error is None:
             return True
-        self.skip_rest(rest, f"not run: the worker could not be restarted ({error})")
+        why = self._interrupted() or f"not run: the worker could not be restarted ({error})"
+        self.skip_rest(rest, why)
         return False
+
+    def _interrupted(self) -> str | None:
+        """The reason when the run was interrupted (its workers are killed on purpose)."""
+        reason = self._halt()
+        return reason if reason and reason.startswith("interrupted") else None
 
     def _lost_worker(self, exc: Exception, what: str, *, basic: bool) -> tuple[Outcome, str]:
         """Book-keeping after a timeout or a crash; the worker is restarted lazily."""
         if self.worker is not None:
             self.worker.kill()
             self.worker = None
+        if interrupted := self._interrupted():
+            return Outcome.SKIPPED, interrupted
         if isinstance(exc, WorkerTimeout):
             if basic:
                 self.hung.append(what)
@@ -332,10 +348,12 @@ class CellRunner:
             return
         gen = data["generation"]
         text = gen["text"]
-        garbage = self.garbage_oracle(text, prompt=instance.prompt)
-        self.result.outputs += 1
-        if not garbage.passed and not garbage.skipped:
-            self.result.garbage += 1
+        garbage = self.garbage_oracle(text, prompt=instance.text)
+        # An empty answer to an empty prompt is the right answer, not garbage for G4.
+        if (instance.text or "").strip() or text.strip():
+            self.result.outputs += 1
+            if not garbage.passed and not garbage.skipped:
+                self.result.garbage += 1
         verdict = self._judge(instance, gen, second)
         metrics = {**_metrics(gen), "garbage": 0.0 if garbage.passed or garbage.skipped else 1.0}
         counterexample = None
@@ -373,10 +391,7 @@ class CellRunner:
                 f"different tokens on repeat: {gen['text'][:60]!r} then {again['text'][:60]!r}"
             )
         oracle = oracles.create(instance.oracle.name, dict(instance.oracle.options))
-        prompt = instance.prompt
-        if prompt is None and instance.messages:
-            prompt = instance.messages[-1].get("content")
-        return oracle(gen["text"], prompt=prompt, expected=instance.expected)
+        return oracle(gen["text"], prompt=instance.text, expected=instance.expected)
 
     def _shrink(self, instance: Any, seed: int, max_tokens: int, timeout_s: float) -> str | None:
         """Search for the minimal failing input of this family (hypothesis), within a budget."""

@@ -241,6 +241,7 @@ class _Builder:
 
 def _oracle_problems(spec: OracleSpec) -> list[str]:
     from apr_qa import oracles
+    from apr_qa import scenarios as _scenarios  # noqa: F401  (registers same_tokens)
 
     return list(oracles.validate_spec(spec.name, dict(spec.options)))
 
