@@ -217,10 +217,10 @@ _TABLE: tuple[Mutant, ...] = (
     ),
     Mutant(
         "tokenizer-missing",
-        "every tokenizer file deleted",
+        "every tokenizer file deleted (transformers 5 then builds an empty qwen2 tokenizer)",
         "safetensors",
-        ("G0-INTEGRITY-004", _LOAD),
-        "load_fails",
+        ("G0-INTEGRITY-004",),
+        "tokenizer",
         _files("tokenizer-missing", files.remove_tokenizer),
     ),
     Mutant(
@@ -241,7 +241,7 @@ _TABLE: tuple[Mutant, ...] = (
     ),
     Mutant(
         "gguf-wrong-pretokenizer",
-        "GGUF tokenizer.ggml.pre swapped (qwen2 <-> llama-bpe)",
+        "GGUF tokenizer.ggml.pre wrong (llama-bpe -> qwen2, qwen2 -> gpt-2)",
         "gguf",
         ("F-TOK-PARITY-001",),
         "tokenizer",

@@ -51,8 +51,10 @@ BROKEN_CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '### Response:' }}{% endif %}"
 )
 
-# GGUF pre-tokenizer -> the wrong one to put in its place (they differ on digits).
-_WRONG_PRE = {"llama-bpe": "qwen2", "qwen2": "llama-bpe"}
+# GGUF pre-tokenizer -> the wrong one to put in its place. llama-bpe and qwen2 differ
+# on digit runs; but a vocabulary without multi-digit tokens (the qwen2 fixture's)
+# hides that, so qwen2 gets gpt-2, which splits whitespace and newlines differently.
+_WRONG_PRE = {"llama-bpe": "qwen2", "qwen2": "gpt-2"}
 
 
 def truncate(path: Path) -> Path:
@@ -143,14 +145,14 @@ def config_bump(key: str, change: Callable[[int], int]) -> Callable[[Path], Path
 
 
 def gguf_wrong_pre(src: Path, dst: Path) -> Path:
-    """Copy a GGUF with ``tokenizer.ggml.pre`` swapped (qwen2 <-> llama-bpe)."""
+    """Copy a GGUF with the wrong ``tokenizer.ggml.pre`` (see ``_WRONG_PRE``)."""
     import gguf
 
     field = gguf.GGUFReader(str(src)).get_field("tokenizer.ggml.pre")
     if field is None:
         raise UsageError(f"{src}: no tokenizer.ggml.pre")
     pre = str(field.contents())
-    return rewrite_gguf(src, dst, set_keys={"tokenizer.ggml.pre": _WRONG_PRE.get(pre, "qwen2")})
+    return rewrite_gguf(src, dst, set_keys={"tokenizer.ggml.pre": _WRONG_PRE.get(pre, "llama-bpe")})
 
 
 def gguf_drop_merges(src: Path, dst: Path) -> Path:

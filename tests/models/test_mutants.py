@@ -1,0 +1,468 @@
+"""The mutant corpus: every mutant builds from the committed fixtures, leaves them
+untouched, and really has its defect.
+
+Each defect is shown by the same check run twice: on the clean fixture it holds, on
+the mutant it breaks (a check that cannot tell them apart proves nothing). The
+corpus is built once per module into a temporary folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from safetensors import SafetensorError
+
+import apr_qa.fixtures
+from apr_qa.errors import UsageError
+from apr_qa.fixtures.prompts import FixturePrompt, parse_prompts
+from apr_qa.fixtures.specs import FIXTURE_SPECS
+from apr_qa.gates import lookup
+from apr_qa.models.mutants import EFFECTS, MUTANTS, applies, build_mutant
+from apr_qa.models.readers import open_model
+
+FIXTURES = Path(apr_qa.fixtures.__file__).parent / "models"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "mutants.md"
+# Text the two pre-tokenizers split differently (digit runs) or that needs merges.
+PROBES = (
+    "What is 12 + 30?",
+    "12345 678 9",
+    "The capital of France is Paris.",
+    "def add(a, b):\n    return a + b",
+)
+# prompts.json prompts asked per modality: spread over the contract, enough for a
+# broken model to miss some, few enough to keep the module fast.
+PER_MODALITY = 8
+
+
+def _fixture(name: str) -> Path:
+    path = FIXTURES / name
+    assert (path / "config.json").is_file(), f"fixture {name} is not committed at {path}"
+    return path
+
+
+def _cases() -> list[tuple[str, str]]:
+    cases = []
+    for fixture in FIXTURE_SPECS:
+        for name, mutant in MUTANTS.items():
+            config_path = FIXTURES / fixture / "config.json"
+            # A missing fixture keeps every case, which then fails on the missing fixture.
+            if not config_path.is_file() or mutant.requires(json.loads(config_path.read_text())):
+                cases.append((fixture, name))
+    return cases
+
+
+CASES = _cases()
+IDS = [f"{f}:{m}" for f, m in CASES]
+
+
+def _tree_hash(root: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """Every applicable mutant, built once, with the fixtures' hashes around the build."""
+    out = tmp_path_factory.mktemp("mutants")
+    names = sorted({f for f, _ in CASES})
+    present = [n for n in names if (FIXTURES / n / "config.json").is_file()]
+    before = {n: _tree_hash(FIXTURES / n) for n in present}
+    built: dict[tuple[str, str], Path] = {}
+    errors: dict[tuple[str, str], str] = {}
+    for fixture, name in CASES:
+        if fixture in present:
+            try:
+                built[(fixture, name)] = build_mutant(name, FIXTURES / fixture, out / fixture)
+            except Exception as exc:  # reported by the test of that mutant
+                errors[(fixture, name)] = f"{type(exc).__name__}: {exc}"
+    after = {n: _tree_hash(FIXTURES / n) for n in present}
+    yield {"built": built, "errors": errors, "before": before, "after": after, "out": out}
+
+
+def _artifact(corpus: dict[str, Any], fixture: str, name: str) -> Path:
+    _fixture(fixture)
+    assert (fixture, name) not in corpus["errors"], corpus["errors"].get((fixture, name))
+    path: Path = corpus["built"][(fixture, name)]
+    assert path.exists()
+    return path
+
+
+def _clean(fixture: str, name: str) -> Path:
+    """The clean artifact a mutant is compared with: the checkpoint, or its GGUF."""
+    root = _fixture(fixture)
+    if MUTANTS[name].base_format == "safetensors":
+        return root
+    quant = "q8_0" if name == "gguf-quant-scales-corrupt" else "f32"
+    return _gguf(root, quant)
+
+
+def _gguf(root: Path, quant: str) -> Path:
+    found = sorted(p for p in root.glob("*.gguf") if p.stem.lower().endswith(f"-{quant}"))
+    assert found, f"{root} has no {quant} GGUF"
+    return found[0]
+
+
+# --- the table ---------------------------------------------------------------
+
+
+def test_table_is_well_formed() -> None:
+    assert len(MUTANTS) >= 20
+    for name, mutant in MUTANTS.items():
+        assert mutant.name == name
+        assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", name), name
+        assert mutant.description and mutant.gates, name
+        assert mutant.base_format in ("safetensors", "gguf"), name
+        assert mutant.effect in EFFECTS, name
+        unknown = [g for g in mutant.gates if lookup(g) is None]
+        assert not unknown, f"{name}: gates not in the catalogue: {unknown}"
+        assert len(set(mutant.gates)) == len(mutant.gates), name
+
+
+def test_every_effect_is_exercised() -> None:
+    assert {m.effect for m in MUTANTS.values()} == set(EFFECTS)
+
+
+def test_every_mutant_applies_to_some_fixture() -> None:
+    assert {m for _, m in CASES} == set(MUTANTS)
+
+
+def _doc_rows() -> dict[str, tuple[str, str, str, str]]:
+    rows = {}
+    for line in DOC.read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 5 and cells[0].startswith("`") and cells[0] != "`name`":
+            name, description, base, gates, effect = cells
+            rows[name.strip("`")] = (description, base, gates, effect.strip("`"))
+    return rows
+
+
+def test_doc_table_equals_mutants() -> None:
+    expected = {
+        m.name: (m.description, m.base_format, ", ".join(m.gates), m.effect)
+        for m in MUTANTS.values()
+    }
+    assert _doc_rows() == expected
+
+
+def test_unknown_or_inapplicable_mutant_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="unknown mutant"):
+        build_mutant("no-such-mutant", _fixture("tiny-qwen2"), tmp_path)
+    assert not applies("layers-swapped", _fixture("tiny-qwen2"))  # one layer only
+    with pytest.raises(UsageError, match="does not apply"):
+        build_mutant("layers-swapped", _fixture("tiny-qwen2"), tmp_path)
+
+
+def test_refuses_to_write_inside_the_fixture() -> None:
+    root = _fixture("tiny-llama")
+    with pytest.raises(UsageError, match="never written inside"):
+        build_mutant("nan-weight", root, root / "mutants")
+    assert not (root / "mutants").exists()
+
+
+# --- build and source ----------------------------------------------------------
+
+
+def test_sources_untouched(corpus: dict[str, Any]) -> None:
+    assert corpus["before"], "no fixture was present to mutate"
+    assert corpus["after"] == corpus["before"]
+
+
+@pytest.mark.parametrize(("fixture", "name"), CASES, ids=IDS)
+def test_builds(corpus: dict[str, Any], fixture: str, name: str) -> None:
+    path = _artifact(corpus, fixture, name)
+    assert path.parent == corpus["out"] / fixture
+    if MUTANTS[name].base_format == "gguf":
+        assert path.suffix == ".gguf" and path.is_file()
+    else:
+        assert path.is_dir() and (path / "config.json").is_file()
+    # A scratch conversion never outlives the build.
+    assert not [p for p in path.parent.iterdir() if p.name.endswith(".scratch")]
+
+
+# --- reality of each defect ----------------------------------------------------
+
+
+def _cases_with(effect: str) -> list[Any]:
+    return [pytest.param(f, m, id=f"{f}:{m}") for f, m in CASES if MUTANTS[m].effect == effect]
+
+
+def _nonfinite(path: Path) -> list[str]:
+    with open_model(path) as model:
+        return [i.name for i, a in model.iter_tensors() if not np.isfinite(a).all()]
+
+
+def _all_zero(path: Path) -> list[str]:
+    with open_model(path) as model:
+        return [i.name for i, a in model.iter_tensors() if not np.any(a)]
+
+
+@pytest.mark.parametrize(("fixture", "name"), _cases_with("nonfinite_tensor"))
+def test_nonfinite_tensor(corpus: dict[str, Any], fixture: str, name: str) -> None:
+    assert _nonfinite(_clean(fixture, name)) == []
+    assert len(_nonfinite(_artifact(corpus, fixture, name))) == 1
+
+
+@pytest.mark.parametrize(("fixture", "name"), _cases_with("zero_tensor"))
+def test_zero_tensor(corpus: dict[str, Any], fixture: str, name: str) -> None:
+    assert _all_zero(_clean(fixture, name)) == []
+    assert _all_zero(_artifact(corpus, fixture, name))
+
+
+def _implied_shapes(config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    """Every tensor a llama/qwen2 config implies, with its shape (HF names)."""
+    h, v, ffn = config["hidden_size"], config["vocab_size"], config["intermediate_size"]
+    heads = config["num_attention_heads"]
+    kv = config.get("num_key_value_heads") or heads
+    hd = config.get("head_dim") or h // heads
+    shapes = {"model.embed_tokens.weight": (v, h), "model.norm.weight": (h,)}
+    if not config.get("tie_word_embeddings"):
+        shapes["lm_head.weight"] = (v, h)
+    for i in range(config["num_hidden_layers"]):
+        p = f"model.layers.{i}."
+        shapes |= {
+            p + "input_layernorm.weight": (h,),
+            p + "post_attention_layernorm.weight": (h,),
+            p + "self_attn.q_proj.weight": (heads * hd, h),
+            p + "self_attn.k_proj.weight": (kv * hd, h),
+            p + "self_attn.v_proj.weight": (kv * hd, h),
+            p + "self_attn.o_proj.weight": (h, heads * hd),
+            p + "mlp.gate_proj.weight": (ffn, h),
+            p + "mlp.up_proj.weight": (ffn, h),
+            p + "mlp.down_proj.weight": (h, ffn),
+        }
+        if config["model_type"] == "qwen2":
+            for proj, n in (("q", heads), ("k", kv), ("v", kv)):
+                shapes[p + f"self_attn.{proj}_proj.bias"] = (n * hd,)
+    return shapes
+
+
+def _shape_disagreements(path: Path) -> set[str]:
+    config = json.loads((path / "config.json").read_text())
+    implied = _implied_shapes(config)
+    with open_model(path) as model:
+        actual = {i.name: i.shape for i in model.tensor_infos()}
+    return {n for n in implied.keys() | actual.keys() if implied.get(n) != actual.get(n)}
+
+
+@pytest.mark.parametrize(("fixture", "name"), _cases_with("shape_mismatch"))
+def test_shape_mismatch(corpus: dict[str, Any], fixture: str, name: str) -> None:
+    assert _shape_disagreements(_clean(fixture, name)) == set()
+    assert _shape_disagreements(_artifact(corpus, fixture, name))
+
+
+def _dequant_error(path: Path, reference: Path) -> float:
+    """The largest relative RMS error of any quantized tensor against the f32 GGUF."""
+    worst = 0.0
+    with open_model(path) as model, open_model(reference) as ref:
+        for info, values in model.iter_tensors():
+            if info.dtype in ("f32", "f16"):
+                continue
+            want = ref.read_tensor(info.name)
+            err = float(np.sqrt(np.mean((values - want) ** 2)) / np.sqrt(np.mean(want**2)))
+            worst = max(worst, err)
+    return worst
+
+
+@pytest.mark.parametrize(("fixture", "name"), _cases_with("quant_error"))
+def test_quant_error(corpus: dict[str, Any], fixture: str, name: str) -> None:
+    reference = _gguf(_fixture(fixture), "f32")
+    # q8_0 keeps 8 bits per weight: about 0.5 % relative error.
+    assert 0 < _dequant_error(_clean(fixture, name), reference) < 0.02
+    assert _dequant_error(_artifact(corpus, fixture, name), reference) > 0.3
+
+
+# --- runtimes --------------------------------------------------------------------
+
+
+def _hf_load(path: Path) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path)
+    return model.eval(), tokenizer
+
+
+def _llama(path: Path) -> Any:
+    from llama_cpp import Llama
+
+    # logits_all: scores of the last evaluated token are only kept reliably this way.
+    return Llama(model_path=str(path), n_ctx=256, n_threads=1, logits_all=True, verbose=False)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("fixture", "name"), _cases_with("load_fails"))
+def test_load_fails(corpus: dict[str, Any], fixture: str, name: str) -> None:
+    clean, mutant = _clean(fixture, name), _artifact(corpus, fixture, name)
+    if MUTANTS[name].base_format == "gguf":
+        assert _llama(clean) is not None
+        with pytest.raises(ValueError, match="Failed to load model"):
+            _llama(mutant)
+    else:
+        assert _hf_load(clean) is not None
+        with pytest.raises((OSError, ValueError, RuntimeError, SafetensorError)):
+            _hf_load(mutant)
+
+
+def _subset(root: Path) -> list[FixturePrompt]:
+    prompts = parse_prompts(root / "prompts.json")
+    out: list[FixturePrompt] = []
+    for modality in ("run", "chat"):
+        of = [p for p in prompts if p.modality == modality]
+        step = max(1, len(of) // PER_MODALITY)
+        out += of[::step][:PER_MODALITY]
+    return out
+
+
+@cache
+def _answers(path: Path, root: Path) -> tuple[tuple[FixturePrompt, str], ...]:
+    """Greedy answers of the model at ``path`` to the subset of ``root``'s prompts."""
+    prompts = _subset(root)
+    if path.suffix == ".gguf":
+        return tuple(zip(prompts, _llama_answers(path, prompts), strict=True))
+    return tuple(zip(prompts, _hf_answers(path, prompts), strict=True))
+
+
+def _hf_answers(path: Path, prompts: list[FixturePrompt]) -> list[str]:
+    import torch
+
+    model, tokenizer = _hf_load(path)
+    out = []
+    for p in prompts:
+        if p.modality == "chat":
+            text = tokenizer.apply_chat_template(
+                p.chat_messages(), add_generation_prompt=True, tokenize=False
+            )
+        else:
+            text = p.prompt
+        ids = tokenizer(text, add_special_tokens=False, return_tensors="pt").input_ids
+        budget = len(tokenizer(p.expected, add_special_tokens=False).input_ids) + 6
+        with torch.no_grad():
+            gen = model.generate(
+                ids, max_new_tokens=budget, do_sample=False, pad_token_id=tokenizer.pad_token_id
+            )
+        out.append(tokenizer.decode(gen[0, ids.shape[1] :], skip_special_tokens=True).strip())
+    return out
+
+
+def _llama_tokens(llm: Any, text: str) -> list[int]:
+    return list(llm.tokenize(text.encode(), add_bos=False, special=True))
+
+
+def _llama_greedy(llm: Any, tokens: list[int], budget: int) -> list[int]:
+    llm.reset()
+    llm.eval(tokens)
+    new: list[int] = []
+    for _ in range(budget):
+        token = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+        if token == llm.token_eos():
+            break
+        new.append(token)
+        llm.eval([token])
+    return new
+
+
+def _llama_answers(path: Path, prompts: list[FixturePrompt]) -> list[str]:
+    import jinja2
+
+    llm = _llama(path)
+    template = jinja2.Environment().from_string(llm.metadata["tokenizer.chat_template"])
+    out = []
+    for p in prompts:
+        if p.modality == "chat":
+            text = template.render(messages=p.chat_messages(), add_generation_prompt=True)
+        else:
+            text = p.prompt or ""
+        budget = len(_llama_tokens(llm, p.expected)) + 6
+        new = _llama_greedy(llm, _llama_tokens(llm, text), budget)
+        out.append(llm.detokenize(new, special=False).decode("utf-8", "replace").strip())
+    return out
+
+
+def _wrong(answers: tuple[tuple[FixturePrompt, str], ...], modality: str) -> list[str]:
+    return [p.id for p, a in answers if p.modality == modality and a != p.expected]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("fixture", "name"), _cases_with("wrong_answers"))
+def test_wrong_answers(corpus: dict[str, Any], fixture: str, name: str) -> None:
+    root = _fixture(fixture)
+    clean = _answers(_clean(fixture, name), root)
+    assert _wrong(clean, "run") == [] and _wrong(clean, "chat") == []
+    broken = _answers(_artifact(corpus, fixture, name), root)
+    gates = MUTANTS[name].gates
+    # The scenario gates a mutant names are the modalities it must get wrong.
+    for gate, modality in (("F-A1-001", "run"), ("F-A2-001", "chat")):
+        if gate in gates:
+            assert _wrong(broken, modality), f"{name} answers every {modality} prompt right"
+
+
+@pytest.mark.slow
+def test_noise_drift_stays_fluent(corpus: dict[str, Any]) -> None:
+    """Drift is the defect only semantic checks catch: the garbage oracle passes it."""
+    from apr_qa.oracles import create
+
+    garbage = create("garbage")
+    for fixture in FIXTURE_SPECS:
+        answers = _answers(_artifact(corpus, fixture, "noise-drift"), _fixture(fixture))
+        flagged = [(p.id, a) for p, a in answers if not garbage(a).passed]
+        assert len(flagged) <= len(answers) // 4, flagged
+        assert len(_wrong(answers, "run") + _wrong(answers, "chat")) < len(answers)
+
+
+@pytest.mark.slow
+def test_zeroed_norms_answer_nothing(corpus: dict[str, Any]) -> None:
+    """G2-INFER-001 is listed against norms-zeroed: it must yield no text at all."""
+    for fixture in FIXTURE_SPECS:
+        assert "G2-INFER-001" in MUTANTS["norms-zeroed"].gates
+        answers = _answers(_artifact(corpus, fixture, "norms-zeroed"), _fixture(fixture))
+        assert [a for _, a in answers] == [""] * len(answers)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("fixture", "name"), _cases_with("pad_flood"))
+def test_pad_flood(corpus: dict[str, Any], fixture: str, name: str) -> None:
+    def emitted(path: Path) -> tuple[int, list[list[int]]]:
+        llm = _llama(path)
+        pad = int(llm.metadata["tokenizer.ggml.padding_token_id"])
+        prompts = [p.prompt for p in _subset(_fixture(fixture)) if p.prompt][:4]
+        return pad, [_llama_greedy(llm, _llama_tokens(llm, t), 6) for t in prompts]
+
+    pad, clean = emitted(_clean(fixture, name))
+    assert all(pad not in run for run in clean)
+    pad, broken = emitted(_artifact(corpus, fixture, name))
+    assert broken and all(run == [pad] * 6 for run in broken)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("fixture", "name"), _cases_with("tokenizer"))
+def test_tokenizer(corpus: dict[str, Any], fixture: str, name: str) -> None:
+    from transformers import AutoTokenizer
+
+    reference = AutoTokenizer.from_pretrained(_fixture(fixture))
+    texts = [*PROBES, *(p.prompt for p in _subset(_fixture(fixture)) if p.prompt)]
+
+    def ids(path: Path) -> list[list[int]]:
+        if path.suffix == ".gguf":
+            llm = _llama(path)
+            return [_llama_tokens(llm, t) for t in texts]
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        return [tokenizer(t, add_special_tokens=False).input_ids for t in texts]
+
+    want = [reference(t, add_special_tokens=False).input_ids for t in texts]
+    assert ids(_clean(fixture, name)) == want
+    try:
+        got = ids(_artifact(corpus, fixture, name))
+    except (OSError, ValueError):
+        return  # no tokenizer to load at all: the defect shows
+    assert [t for t, a, b in zip(texts, got, want, strict=True) if a != b]
