@@ -14,7 +14,7 @@ def test_quoted_booleans_and_numbers_from_the_upstream_dialect_are_read() -> Non
     assert create("arithmetic", {"tolerance": "1e-2"})("4.005", expected=4).passed
     assert not create("arithmetic", {"tolerance": "1e-3"})("4.005", expected=4).passed
     # "cat" is half of 20 word tokens, never twice in a row.
-    cats = " ".join(f"cat {w}" for w in "a b c d e f g h i j".split())
+    cats = " ".join(f"cat {w}" for w in "abcdefghij")
     assert not create("garbage", {"min_tokens": 20})(cats).passed
     assert create("garbage", {"min_tokens": "25"})(cats).passed
 

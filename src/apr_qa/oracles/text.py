@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 # A regex reads at most this much output: polynomial backtracking stays bounded.
-DEFAULT_REGEX_MAX_CHARS = 20_000
+DEFAULT_REGEX_MAX_CHARS = 10_000
 
 
 def _shown(text: str, limit: int = 60) -> str:
@@ -191,6 +191,30 @@ def _nested_unbounded(items: Any, inside: bool = False) -> bool:
     return False
 
 
+def _wildcard_repeats(items: Any) -> int:
+    """How many unbounded repeats of a wildcard (``.``, ``[^x]``) the pattern holds.
+
+    Each one can rescan the rest of the text from every start position; two in a
+    row (``.*a.*b``) already make a search cubic in the output's length.
+    """
+    parser = importlib.import_module("re._parser")
+    count = 0
+    for op, arg in items:
+        name = str(op)
+        if name in ("MAX_REPEAT", "MIN_REPEAT"):
+            body = list(arg[2])
+            wide = len(body) == 1 and (
+                str(body[0][0]) in ("ANY", "NOT_LITERAL")
+                or (str(body[0][0]) == "IN" and str(body[0][1][0][0]) == "NEGATE")
+            )
+            count += int(wide and arg[1] == parser.MAXREPEAT) + _wildcard_repeats(arg[2])
+        elif name == "SUBPATTERN":
+            count += _wildcard_repeats(arg[3])
+        elif name == "BRANCH":
+            count += sum(_wildcard_repeats(b) for b in arg[1])
+    return count
+
+
 @dataclass(frozen=True)
 class Regex:
     """Searches (or fully matches) a compiled pattern in the first ``max_chars`` of output."""
@@ -250,6 +274,12 @@ def regex(
         raise UsageError(
             f"oracle 'regex': pattern {source!r} nests unbounded repetition "
             "(like (a+)+), which can backtrack for ever; rewrite it"
+        )
+    if _wildcard_repeats(parsed) > 1:
+        raise UsageError(
+            f"oracle 'regex': pattern {source!r} repeats wildcards (like .*a.*b) more than "
+            "once, which takes cubic time on long output; bound them ({0,200}) or split "
+            "the check with all_of"
         )
     return Regex(
         pattern=compiled,
