@@ -95,7 +95,8 @@ class LlamaCppBackend:
             # Each call starts from an empty cache, as a transformers call does: a prefix
             # reused from the previous call would hide (or cause) nondeterminism.
             llm.reset()
-            llm.set_seed(seed & 0xFFFFFFFF)
+            # 0xFFFFFFFF is llama.cpp's "pick a random seed"; keep every seed below it.
+            llm.set_seed(seed % 0xFFFFFFFF)
             # top_k 0, top_p 1 and min_p 0 switch those samplers off: plain temperature.
             for token in llm.generate(
                 ids, temp=temperature, top_k=0, top_p=1.0, min_p=0.0, repeat_penalty=1.0
