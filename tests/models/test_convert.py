@@ -629,3 +629,71 @@ def test_sentencepiece_without_the_package_is_environment_error(
     )
     with pytest.raises(EnvironmentProblem, match=r"tokenizer\.model.*sentencepiece"):
         convert(src, tmp_path / "x.gguf", "f32")
+
+
+@pytest.mark.slow
+def test_sentencepiece_checkpoint_converts_and_tokenizes_like_transformers(
+    tmp_path: Path,
+) -> None:
+    # Optional path: needs sentencepiece (and protobuf, for transformers to read
+    # tokenizer.model); without them the error test above covers the behaviour.
+    spm = pytest.importorskip("sentencepiece")
+    pytest.importorskip("google.protobuf")
+    import torch
+    import transformers
+
+    out = tmp_path / "spm"
+    out.mkdir()
+
+    def train(normalizes: bool) -> None:
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(CORPUS * 50),
+            model_prefix=str(out / "tokenizer"),
+            vocab_size=400,
+            model_type="bpe",
+            byte_fallback=True,
+            split_digits=True,
+            character_coverage=1.0,
+            remove_extra_whitespaces=normalizes,
+            normalization_rule_name="nmt_nfkc" if normalizes else "identity",
+            minloglevel=2,
+        )
+        (out / "tokenizer.vocab").unlink()
+
+    # Llama-2's own tokenizer.model does not normalize; llama.cpp implements no normalizer.
+    train(normalizes=False)
+    config = transformers.LlamaConfig(
+        vocab_size=400,
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+    )
+    torch.manual_seed(0)
+    model = transformers.LlamaForCausalLM(config)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.copy_(0.15 * torch.randn_like(param))
+    model.save_pretrained(out)
+    hf_tok = transformers.AutoTokenizer.from_pretrained(out)
+    hf_tok.save_pretrained(out)  # writes tokenizer.json next to tokenizer.model, as hubs ship
+
+    path = convert(out, tmp_path / "spm.gguf", "f32")
+    reader = gguf.GGUFReader(path)
+    assert _field(reader, "tokenizer.ggml.model") == "llama"
+    assert len(_field(reader, "tokenizer.ggml.scores")) == 400
+    assert gguf.TokenType.BYTE in _field(reader, "tokenizer.ggml.token_type")
+    llm = _llama(path)
+    for text in [*PROBES, "héllo wörld ✓"]:
+        assert llm.tokenize(text.encode(), add_bos=True) == list(hf_tok(text)["input_ids"]), text
+    ids = list(hf_tok(PROBES[0])["input_ids"])
+    with torch.no_grad():
+        want = model(torch.tensor([ids])).logits[0].numpy()
+    llm.eval(ids)
+    assert np.abs(np.array(llm.scores[: len(ids)]) - want).max() < 1e-4
+
+    train(normalizes=True)  # the trainer's defaults
+    with pytest.raises(UsageError, match="normalizer rewrites text"):
+        convert(out, tmp_path / "spm-collapsing.gguf", "f32")

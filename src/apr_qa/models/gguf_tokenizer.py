@@ -266,6 +266,19 @@ def _sentencepiece(src: Path, hf_tok: Any, n_vocab: int) -> TokenizerMetadata:
             f"{src / 'tokenizer.model'}: converting a SentencePiece tokenizer needs the "
             "'sentencepiece' package (pip install sentencepiece)"
         )
+    model_file = src / "tokenizer.model"
+    processor = importlib.import_module("sentencepiece").SentencePieceProcessor(
+        model_file=str(model_file)
+    )
+    # llama.cpp's SentencePiece tokenizer has no normalizer: a model that rewrites
+    # text (the trainer's defaults nmt_nfkc and remove_extra_whitespaces turn newlines
+    # into spaces and collapse runs) would tokenize differently there.
+    probe = "x  y\n\tz"
+    if processor.decode(processor.encode(probe)) != probe:
+        raise UsageError(
+            f"{model_file}: the SentencePiece normalizer rewrites text (whitespace, "
+            "newlines); llama.cpp does not normalize, so tokenization would differ"
+        )
     from gguf.vocab import SentencePieceVocab
 
     vocab = SentencePieceVocab(src)
