@@ -9,7 +9,7 @@ import pytest
 from apr_qa.errors import UsageError
 from apr_qa.oracles import create
 from apr_qa.oracles.code_syntax import code_blocks
-from apr_qa.oracles.json_schema import find_json
+from apr_qa.oracles.json_schema import JsonSchema, find_json
 
 PYTHON = create("code_syntax", {})
 
@@ -114,3 +114,21 @@ def test_deep_json_against_a_schema_fails_cleanly() -> None:
     deep = "[" * 5000 + "]" * 5000
     verdict = oracle(deep)
     assert isinstance(verdict.passed, bool)
+
+
+def test_parser_crashes_become_failures_not_tracebacks(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ast
+    import tomllib
+
+    def deep(*_: object, **__: object) -> object:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(ast, "parse", deep)
+    monkeypatch.setattr(tomllib, "loads", deep)
+    assert "RecursionError" in PYTHON("x = 1").reason
+    assert "nested too deeply" in create("code_syntax", {"language": "toml"})("a = 1").reason
+
+    class DeepValidator:
+        iter_errors = staticmethod(deep)
+
+    assert "nested too deeply" in JsonSchema(DeepValidator())('{"n": 1}').reason
