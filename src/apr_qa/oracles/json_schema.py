@@ -13,8 +13,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import jsonschema  # type: ignore[import-untyped, unused-ignore]
-
 from apr_qa.errors import UsageError
 from apr_qa.oracles import Verdict, register
 from apr_qa.oracles.code_syntax import code_blocks
@@ -90,6 +88,9 @@ def json_schema(*, schema: object = None) -> JsonSchema:
     """The json_schema oracle; ``schema`` is an inline JSON Schema (Draft 2020-12)."""
     if not isinstance(schema, Mapping | bool):
         raise UsageError(f"oracle 'json_schema': option 'schema' must be a mapping, got {schema!r}")
+    # Imported here: jsonschema costs ~50 ms, and most runs never build this oracle.
+    import jsonschema  # type: ignore[import-untyped, unused-ignore]
+
     try:
         jsonschema.Draft202012Validator.check_schema(schema)
     except jsonschema.SchemaError as exc:
