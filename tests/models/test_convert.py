@@ -588,6 +588,11 @@ def test_cli_convert_writes_a_file_that_loads(checkpoints: dict[str, Path], tmp_
     )
     assert result.exit_code == 0, result.output
     assert dst.is_file() and str(dst) in result.output
+    plain = tmp_path / "plain-file"
+    plain.write_bytes(b"")
+    # Same permissions as any file written here, not the private 0600 of a temp file.
+    assert dst.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
+    assert [p.name for p in dst.parent.iterdir()] == [dst.name]  # no temp files left
     llm = _llama(dst)
     assert llm.n_vocab() == SPECS["qwen2"].vocab
 

@@ -100,6 +100,8 @@ def convert_with_report(src: Path, dst: Path, quant: str) -> ConversionReport:
                 tmp, src, arch_name, permute_qk, hparams, tensors, tokenizer, quant
             )
         types = _tensor_types(tmp)
+        # mkstemp made the file private (0600); DST gets the permissions a plain open would.
+        tmp.chmod(0o666 & ~_umask())
         tmp.replace(dst)
     if quant in K_QUANTS:
         fallbacks = _kquant_fallbacks(types, quant)
@@ -346,6 +348,12 @@ def _file_types() -> dict[str, int]:
 
 
 _FILE_TYPES = _file_types()
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
