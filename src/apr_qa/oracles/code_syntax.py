@@ -39,7 +39,11 @@ _ALIASES = {
     "c++": "cpp",
     "golang": "go",
 }
-_UNCHECKED = ("rust", "javascript", "typescript", "c", "cpp", "go", "java", "bash", "sql")
+_UNCHECKED = (
+    "rust", "javascript", "typescript", "c", "cpp", "go", "java", "bash", "sql",
+    "csharp", "kotlin", "swift", "ruby", "php", "scala", "haskell", "lua", "r",
+    "dart", "zig", "julia", "perl",
+)  # fmt: skip
 _FENCE = re.compile(
     r"^[ \t]*```[ \t]*([\w+#.-]*)[^\n]*\n(.*?)(?:^[ \t]*```[ \t]*$|\Z)", re.M | re.S
 )
