@@ -8,6 +8,7 @@ run in llama.cpp, and compared with transformers on the same checkpoint.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -361,11 +362,18 @@ def _llama(path: Path) -> Any:
     )
 
 
-def _hf_logits(src: Path, ids: list[int]) -> np.ndarray[Any, Any]:
+@functools.lru_cache(maxsize=4)
+def _hf_model(src: Path) -> Any:
     import torch
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32)
+    return AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32)
+
+
+def _hf_logits(src: Path, ids: list[int]) -> np.ndarray[Any, Any]:
+    import torch
+
+    model = _hf_model(src)
     with torch.no_grad():
         out = model(torch.tensor([ids])).logits[0].numpy()
     return np.asarray(out)
@@ -702,3 +710,58 @@ def test_sentencepiece_checkpoint_converts_and_tokenizes_like_transformers(
     train(normalizes=True)  # the trainer's defaults
     with pytest.raises(UsageError, match="normalizer rewrites text"):
         convert(out, tmp_path / "spm-collapsing.gguf", "f32")
+
+
+# --- the committed fixture models -----------------------------------------------------
+
+
+def _fixture_names() -> list[str]:
+    from apr_qa.fixtures.specs import FIXTURE_SPECS
+
+    return sorted(FIXTURE_SPECS)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", _fixture_names())
+def test_fixture_model_converts_to_what_is_committed_and_matches_transformers(
+    name: str, tmp_path: Path
+) -> None:
+    import filecmp
+
+    from apr_qa.fixtures import FIXTURES_DIR, load_prompts
+
+    src = FIXTURES_DIR / name
+    assert (src / "config.json").is_file(), f"fixture {name} is not built"
+    path = convert(src, tmp_path / f"{name}-f32.gguf", "f32")
+    # The conversion is deterministic, and the committed GGUF is not stale.
+    assert filecmp.cmp(path, src / f"{name}-f32.gguf", shallow=False)
+
+    from transformers import AutoTokenizer
+
+    hf_tok = AutoTokenizer.from_pretrained(src)
+    llm = _llama(path)
+    prompts = load_prompts(name)
+    runs = [p.prompt for p in prompts if p.prompt is not None]
+    chats = [
+        hf_tok.apply_chat_template(
+            [{"role": m.role, "content": m.content} for m in p.messages],
+            add_generation_prompt=True,
+            tokenize=False,
+        )
+        for p in prompts[:20]
+        if p.messages is not None
+    ]
+    assert runs and chats
+    for text in runs:
+        assert llm.tokenize(text.encode(), add_bos=True) == list(hf_tok(text)["input_ids"]), text
+    for text in chats:
+        got = llm.tokenize(text.encode(), add_bos=False, special=True)
+        assert got == list(hf_tok(text, add_special_tokens=False)["input_ids"]), text
+    for text in runs[:8]:
+        ids = list(hf_tok(text)["input_ids"])
+        want = _hf_logits(src, ids)
+        llm.reset()
+        llm.eval(ids)
+        got_logits = np.array(llm.scores[: len(ids)])
+        assert np.abs(got_logits - want).max() < 1e-4, text
+        assert (got_logits.argmax(-1) == want.argmax(-1)).all(), text
