@@ -14,7 +14,9 @@ import pytest
 from integrity_builders import train_tokenizer, write_gguf, write_hf
 
 from apr_qa.checks.integrity import GATES, check_integrity
-from apr_qa.models.mutants import MUTANTS, build_mutant
+from apr_qa.fixtures import FIXTURES_DIR
+from apr_qa.fixtures.specs import FIXTURE_SPECS
+from apr_qa.models.mutants import MUTANTS, applies, build_mutant
 
 G0_MUTANTS = sorted(name for name, m in MUTANTS.items() if any(g in GATES for g in m.gates))
 
@@ -60,3 +62,46 @@ def test_built_model_is_clean(built: Path) -> None:
 def test_built_mutant_is_falsified(built: Path, tmp_path: Path, name: str) -> None:
     # An untied 2-layer llama: every mutant applies (build_mutant raises otherwise).
     assert_falsified(name, built, tmp_path)
+
+
+# --- the committed fixtures -----------------------------------------------------------
+
+
+def fixture_artifacts() -> list[Path]:
+    paths = []
+    for name in sorted(FIXTURE_SPECS):
+        directory = FIXTURES_DIR / name
+        paths.append(directory)
+        paths.extend(sorted(directory.glob("*.gguf")))
+    return paths
+
+
+def test_every_fixture_and_its_ggufs_are_committed() -> None:
+    for name, spec in FIXTURE_SPECS.items():
+        directory = FIXTURES_DIR / name
+        assert (directory / "config.json").is_file(), directory
+        quants = {p.stem.rsplit("-", 1)[-1] for p in directory.glob("*.gguf")}
+        assert quants == set(spec.quants), (name, quants)
+
+
+@pytest.mark.parametrize("artifact", fixture_artifacts(), ids=lambda p: p.name)
+def test_fixture_artifact_is_clean(artifact: Path) -> None:
+    assert_clean(artifact)
+
+
+def fixture_mutants() -> list[tuple[str, str]]:
+    """(fixture, mutant) pairs; a mutant that cannot be written into a fixture (an
+    lm_head defect in a tied model) is left out. A missing fixture keeps all its
+    pairs, so that its absence fails loudly instead of shrinking the walk."""
+    return [
+        (fixture, name)
+        for fixture in sorted(FIXTURE_SPECS)
+        for name in G0_MUTANTS
+        if not (FIXTURES_DIR / fixture / "config.json").is_file()
+        or applies(name, FIXTURES_DIR / fixture)
+    ]
+
+
+@pytest.mark.parametrize(("fixture", "name"), fixture_mutants())
+def test_fixture_mutant_is_falsified(tmp_path: Path, fixture: str, name: str) -> None:
+    assert_falsified(name, FIXTURES_DIR / fixture, tmp_path)
