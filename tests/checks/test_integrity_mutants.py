@@ -1,5 +1,5 @@
 """G0 against the mutant table: every mutant whose declared gates include a
-G0-INTEGRITY id is falsified by exactly that gate, and the clean model it was
+G0-INTEGRITY id is falsified by each G0 gate it declares, and the clean model it was
 built from corroborates all five (or skips 005 for safetensors).
 
 Walked twice: on a tiny llama checkpoint built here (always available, fast),
