@@ -342,12 +342,17 @@ def _kquant_fallbacks(types: Mapping[str, str], quant: str) -> list[str]:
     ]
 
 
-def _file_types() -> dict[str, int]:
-    # LlamaFileType values for the simple quants (general.file_type).
-    return {"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q8_0": 7, "q5_0": 8, "q5_1": 9, "bf16": 32}
-
-
-_FILE_TYPES = _file_types()
+# general.file_type (gguf.LlamaFileType) of each simple quant.
+_FILE_TYPES: Mapping[str, int] = {
+    "f32": 0,
+    "f16": 1,
+    "q4_0": 2,
+    "q4_1": 3,
+    "q8_0": 7,
+    "q5_0": 8,
+    "q5_1": 9,
+    "bf16": 32,
+}
 
 
 def _umask() -> int:

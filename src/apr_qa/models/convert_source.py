@@ -7,7 +7,6 @@ conversion holds at most one source tensor (plus its converted copy) in memory.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,8 +104,3 @@ def read_tensor(tensor: SourceTensor) -> np.ndarray[Any, np.dtype[np.float32]]:
         raise UsageError(f"{tensor.file}: tensor {tensor.name} is {data.dtype}, not floating point")
     array: np.ndarray[Any, np.dtype[np.float32]] = data.to(torch.float32).numpy()
     return array
-
-
-def iter_dtypes(tensors: list[SourceTensor]) -> Iterator[str]:
-    """The distinct source dtypes, in first-seen order."""
-    yield from dict.fromkeys(t.dtype for t in tensors)
