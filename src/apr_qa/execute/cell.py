@@ -368,7 +368,7 @@ class CellRunner:
         )
         reason = verdict.reason
         if not garbage.passed and not garbage.skipped and instance.oracle.name != "garbage":
-            reason = f"{reason}; garbage: {garbage.reason}"
+            reason = f"{reason}; {garbage.reason}"
         self.record(
             gate,
             outcome,
