@@ -349,7 +349,7 @@ _TABLE: tuple[Mutant, ...] = (
         "gguf-quant-scales-corrupt",
         "q8_0 GGUF block scales each multiplied by a random factor in [e^-2, e^2]",
         "gguf",
-        ("F-ROSETTA-INF-002",),
+        ("F-ROSETTA-INF-002", "F-ROSETTA-INF-001", "F-A1-001"),
         "quant_error",
         _gguf("gguf-quant-scales-corrupt", "q8_0", weights.gguf_quant_scales),
     ),

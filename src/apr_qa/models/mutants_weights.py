@@ -47,9 +47,10 @@ __all__ = [
 
 EMBEDDING = "model.embed_tokens.weight"
 LM_HEAD = "lm_head.weight"
-# Relative std of the drift noise (times each matrix's own std): measured on the
-# fixtures to keep answers well-formed while getting several of them wrong.
-NOISE_SIGMA = 0.2
+# Relative std of the drift noise (times each matrix's own std). Measured on 16
+# prompts of each fixture: 0.3 misses 2, 0.5 misses 4 (answers off by one, e.g. "5"
+# for "4"; none flagged as garbage), 0.7 misses 5-6, still fluent.
+NOISE_SIGMA = 0.5
 _SEED = 20240601
 
 Tensors = dict[str, StTensor]
