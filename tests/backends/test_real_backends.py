@@ -100,7 +100,9 @@ def test_f32_gguf_logits_match_safetensors(tf_backend: Backend, llama_backend: B
     hf, gg = tf_backend.score(ids), llama_backend.score(ids)
     assert hf.shape == gg.shape
     assert (hf.argmax(axis=1) == gg.argmax(axis=1)).all()
-    assert float(np.abs(hf - gg).max()) < 1e-2
+    # f32 everywhere, only the kernels differ: measured 9e-4 of the largest logit on
+    # tiny-llama; a transposed or mis-permuted tensor is off by whole units.
+    assert float(np.abs(hf - gg).max()) < 2e-3 * float(np.abs(hf).max())
 
 
 @pytest.mark.parametrize("request_kind", ["run", "chat"])
