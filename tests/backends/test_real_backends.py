@@ -71,6 +71,11 @@ def test_max_tokens_zero_and_one(backend: Backend) -> None:
     assert one.token_ids == longer.token_ids[:1]
 
 
+def test_empty_prompt_starts_from_bos(backend: Backend) -> None:
+    empty = backend.generate(prompt="", max_tokens=4, temperature=0, seed=0)
+    assert empty.prompt_tokens == 1 and len(empty.token_ids) >= 1
+
+
 def test_score_shape_and_dtype(backend: Backend) -> None:
     ids = backend.tokenize(PROMPT)
     logits = backend.score(ids)
@@ -105,11 +110,15 @@ def test_f32_gguf_logits_match_safetensors(tf_backend: Backend, llama_backend: B
     assert float(np.abs(hf - gg).max()) < 2e-3 * float(np.abs(hf).max())
 
 
-@pytest.mark.parametrize("request_kind", ["run", "chat"])
+@pytest.mark.parametrize("request_kind", ["run", "chat", "empty"])
 def test_greedy_answers_agree_across_runtimes(
     tf_backend: Backend, llama_backend: Backend, request_kind: str
 ) -> None:
-    kwargs: dict[str, object] = {"prompt": PROMPT} if request_kind == "run" else {"messages": CHAT}
+    kwargs: dict[str, object] = {
+        "run": {"prompt": PROMPT},
+        "chat": {"messages": CHAT},
+        "empty": {"prompt": ""},
+    }[request_kind]
     hf = tf_backend.generate(**kwargs, max_tokens=16, temperature=0, seed=0)  # type: ignore[arg-type]
     gg = llama_backend.generate(**kwargs, max_tokens=16, temperature=0, seed=0)  # type: ignore[arg-type]
     assert hf.prompt_tokens == gg.prompt_tokens

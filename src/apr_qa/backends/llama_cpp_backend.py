@@ -80,6 +80,12 @@ class LlamaCppBackend:
             ids = llm.tokenize(self._chat_prompt(messages).encode(), add_bos=False, special=True)
         else:
             ids = llm.tokenize((prompt or "").encode(), add_bos=True, special=True)
+        if not ids:
+            # An empty prompt starts from BOS, as llama-cpp-python's completion API does.
+            bos = int(llm.token_bos())
+            if bos < 0:
+                raise UsageError(f"{self._path}: empty prompt and the model has no BOS token")
+            ids = [bos]
         context = int(llm.n_ctx())
         room = context - len(ids)
         if room <= 0 and max_tokens > 0:

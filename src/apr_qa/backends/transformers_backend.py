@@ -133,6 +133,14 @@ class TransformersBackend:
             ids = tokenizer(text, add_special_tokens=False)["input_ids"]
         else:
             ids = tokenizer(prompt)["input_ids"]
+        if not ids:
+            # An empty prompt starts from BOS, as generate() without input ids does.
+            bos = tokenizer.bos_token_id
+            if bos is None:
+                bos = _first(model.generation_config.bos_token_id)
+            if bos is None:
+                raise UsageError(f"{self._path}: empty prompt and the model has no BOS token")
+            ids = [int(bos)]
         room = self._context() - len(ids)
         if room <= 0 and max_tokens > 0:
             raise ContextOverflow(
