@@ -494,3 +494,31 @@ def test_tokenizer(corpus: dict[str, Any], fixture: str, name: str) -> None:
     except (OSError, ValueError):
         return  # no tokenizer to load at all: the defect shows
     assert [t for t, a, b in zip(texts, got, want, strict=True) if a != b]
+
+
+@pytest.mark.parametrize("name", ["nan-weight", "inf-weight", "zero-tensor", "missing-tensor"])
+def test_weight_edits_touch_one_tensor(corpus: dict[str, Any], name: str) -> None:
+    """Everything but the named tensor survives byte for byte (bf16 included)."""
+    from apr_qa.models.mutants_io import read_safetensors
+
+    for fixture in FIXTURE_SPECS:
+        _, clean = read_safetensors(_fixture(fixture) / "model.safetensors")
+        _, mutant = read_safetensors(_artifact(corpus, fixture, name) / "model.safetensors")
+        changed = {n for n in clean.keys() | mutant.keys() if clean.get(n) != mutant.get(n)}
+        assert len(changed) == 1 and changed.pop() in MUTANTS[name].description
+
+
+def test_gguf_mutant_without_committed_gguf_converts_one(tmp_path: Path) -> None:
+    """A checkpoint with no GGUF next to it is converted first, outside the checkpoint."""
+    import shutil
+
+    src = tmp_path / "bare"
+    shutil.copytree(_fixture("tiny-llama"), src, ignore=shutil.ignore_patterns("*.gguf"))
+    out = build_mutant("gguf-missing-tensor", src, tmp_path / "out")
+    with open_model(out) as model:
+        names = {i.name for i in model.tensor_infos()}
+    assert "blk.0.ffn_down.weight" not in names and "blk.1.ffn_down.weight" in names
+    assert sorted(p.name for p in src.iterdir()) == sorted(
+        p.name for p in _fixture("tiny-llama").iterdir() if p.suffix != ".gguf"
+    )
+    assert [p.name for p in (tmp_path / "out").iterdir()] == [out.name]

@@ -125,6 +125,11 @@ def _two_layers(config: Mapping[str, Any]) -> bool:
     return int(config.get("num_hidden_layers", 0)) >= 2
 
 
+def _digit_runs(config: Mapping[str, Any]) -> bool:
+    # transformers 5 gives qwen2 its own pre-tokenizer whatever tokenizer.json says.
+    return config.get("model_type") in ("llama", "mistral")
+
+
 def _rotary_permuted(config: Mapping[str, Any]) -> bool:
     return config.get("model_type") in ("llama", "mistral")
 
@@ -246,6 +251,15 @@ _TABLE: tuple[Mutant, ...] = (
         ("F-TOK-PARITY-001",),
         "tokenizer",
         _gguf("gguf-wrong-pretokenizer", "f32", files.gguf_wrong_pre),
+    ),
+    Mutant(
+        "hf-wrong-pretokenizer",
+        "tokenizer.json splits digits one by one where the model learned runs of three",
+        "safetensors",
+        ("F-TOK-PARITY-001",),
+        "tokenizer",
+        _files("hf-wrong-pretokenizer", files.hf_wrong_pre),
+        _digit_runs,
     ),
     Mutant(
         "config-vocab-mismatch",

@@ -23,6 +23,7 @@ __all__ = [
     "drop_merges",
     "gguf_drop_merges",
     "gguf_wrong_pre",
+    "hf_wrong_pre",
     "remove_tokenizer",
     "truncate",
     "truncate_weights",
@@ -107,6 +108,18 @@ def drop_merges(checkpoint: Path) -> Path:
     # With ignore_merges, words found whole in the vocabulary would hide the damage.
     model["ignore_merges"] = False
     path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+    return checkpoint
+
+
+def hf_wrong_pre(checkpoint: Path) -> Path:
+    """Make tokenizer.json's split pattern take digits one by one (qwen2's) where the
+    model was trained on runs of up to three (llama 3's)."""
+    path, doc = _tokenizer_json(checkpoint)
+    text = json.dumps(doc, ensure_ascii=False)
+    runs = json.dumps(r"\p{N}{1,3}")[1:-1]  # as it appears inside the JSON text
+    if runs not in text:
+        raise UsageError(f"{path}: no digit-run split pattern to change")
+    path.write_text(text.replace(runs, json.dumps(r"\p{N}")[1:-1]), encoding="utf-8")
     return checkpoint
 
 
