@@ -23,6 +23,7 @@ from apr_qa.models.mutants_io import (
     read_config,
     read_safetensors,
     rewrite_gguf,
+    write_safetensors,
 )
 
 __all__ = [
@@ -63,8 +64,6 @@ def edit_checkpoint(
     copy_checkpoint(fixture, dst)
     metadata, tensors = read_safetensors(dst / WEIGHTS)
     edit(tensors, read_config(dst))
-    from apr_qa.models.mutants_io import write_safetensors
-
     write_safetensors(dst / WEIGHTS, tensors, metadata)
     return dst
 
@@ -164,8 +163,9 @@ def _gguf_meta(path: Path) -> dict[str, Any]:
 def _f32_only(name: str, data: np.ndarray[Any, Any], qtype: Any) -> None:
     import gguf
 
-    if qtype not in (gguf.GGMLQuantizationType.F32, gguf.GGMLQuantizationType.F16):
-        raise UsageError(f"tensor {name} is {qtype.name}; this mutant edits float GGUFs")
+    # Edits produce float32 arrays; any other stored type would need re-encoding.
+    if qtype != gguf.GGMLQuantizationType.F32:
+        raise UsageError(f"tensor {name} is {qtype.name}; this mutant edits f32 GGUFs")
 
 
 def gguf_embedding_transposed(src: Path, out: Path) -> Path:
