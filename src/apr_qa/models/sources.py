@@ -174,16 +174,27 @@ def _is_gguf(path: Path) -> bool:
         return False
 
 
+# A broken artifact is still an artifact: its defect is evidence for G0 and G1
+# (the engine records it), not a reason to refuse the whole run.
+UNREADABLE = "unreadable"
+
+
 def _gguf_quantization(path: Path) -> str:
     from apr_qa.models.readers_gguf import GGUFModelReader
 
-    return GGUFModelReader(path).quantization
+    try:
+        return GGUFModelReader(path).quantization
+    except UsageError:
+        return UNREADABLE
 
 
 def _safetensors_dtype(root: Path) -> str:
     from apr_qa.models.readers_safetensors import SafetensorsModelReader
 
-    return SafetensorsModelReader(root).quantization
+    try:
+        return SafetensorsModelReader(root).quantization
+    except UsageError:
+        return UNREADABLE
 
 
 def _resolve_file(

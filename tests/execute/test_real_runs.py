@@ -1,0 +1,186 @@
+"""The engine end to end on the real runtimes and the committed tiny models.
+
+Clean fixtures must hold every gateway and corroborate every scenario, in both
+formats and every committed GGUF; each G0–G4-class mutant of the corpus must be
+falsified by the gateway its table entry declares; and the reports of a real
+clean run and a real mutant run must agree with their evidence.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from apr_qa.evidence import Outcome, Record, read_evidence
+from apr_qa.execute import RunOptions, execute
+from apr_qa.fixtures import fixture_path, load_prompts
+from apr_qa.models.mutants import MUTANTS, applies, build_mutant
+from apr_qa.playbook import load_playbook
+from apr_qa.report import render_reports
+
+pytestmark = pytest.mark.slow
+
+GATEWAY_PREFIXES = ("G0-", "G1-", "G2-", "G3-", "G4-")
+
+
+def _scenarios(fixture: str, per_kind: int = 2) -> str:
+    """YAML scenarios from the fixture's own prompts.json: a few of each kind and modality."""
+    lines: list[str] = []
+    seen: dict[tuple[str, str], int] = {}
+    for p in load_prompts(fixture):
+        kind = (p.id.split("-")[0], p.modality)
+        if seen.get(kind, 0) >= per_kind:
+            continue
+        seen[kind] = seen.get(kind, 0) + 1
+        oracle = {"arithmetic": "arithmetic", "contains": "contains", "code_syntax": "code_syntax"}[
+            p.oracle
+        ]
+        spec: dict[str, object] = {"name": p.id, "oracle": oracle}
+        if p.oracle == "arithmetic":
+            spec["expected"] = int(p.expected)
+        elif p.oracle == "contains":
+            spec["value"] = p.expected
+        else:
+            spec["language"] = "python"
+        if p.modality == "run":
+            spec.update(prompt=p.prompt, modalities=["run"])
+        else:
+            spec["messages"] = [{"role": m.role, "content": m.content} for m in p.messages or ()]
+        lines.append("  - " + json.dumps(spec))
+    return "\n".join(lines) + "\n"
+
+
+def _playbook(
+    tmp: Path,
+    name: str,
+    model: Path,
+    fmt: str,
+    quants: list[str],
+    scenarios: str,
+    modalities: str = "[run, chat]",
+) -> Path:
+    path = tmp / f"{name}.yaml"
+    gguf = f", quantizations: [{', '.join(quants)}]" if quants else ""
+    path.write_text(
+        f"name: {name}\nmodel: {{id: apr-qa/{name}, path: {model}}}\n"
+        f"test_matrix: {{modalities: {modalities}, backends: [cpu], formats: [{fmt}]{gguf},"
+        " max_tokens: 32, timeout_ms: 60000}\n"
+        "failure_policy: collect-all\n"
+        f"scenarios:\n{scenarios}"
+    )
+    return path
+
+
+def _run(tmp: Path, *books: Path, workers: int = 2) -> list[Record]:
+    out = tmp / "out"
+    execute([load_playbook(b) for b in books], RunOptions(output_dir=out, workers=workers))
+    read = read_evidence([out / "evidence.jsonl"])
+    assert read.warnings == []
+    return read.records
+
+
+@pytest.fixture(scope="module", params=["tiny-llama", "tiny-qwen2"])
+def clean_run(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[str, list[Record]]:
+    fixture = request.param
+    tmp = tmp_path_factory.mktemp(fixture)
+    root = fixture_path(fixture)
+    quants = sorted(p.stem.removeprefix(f"{fixture}-") for p in root.glob("*.gguf"))
+    scenarios = _scenarios(fixture)
+    books = [
+        _playbook(tmp, f"{fixture}-st", root, "safetensors", [], scenarios),
+        _playbook(tmp, f"{fixture}-gguf", root, "gguf", quants, scenarios),
+    ]
+    return fixture, _run(tmp, *books)
+
+
+def test_clean_fixture_holds_every_gateway(clean_run: tuple[str, list[Record]]) -> None:
+    fixture, records = clean_run
+    gateways = [r for r in records if r.gate.startswith(GATEWAY_PREFIXES)]
+    not_passed = [
+        (r.gate, r.cell, r.outcome, r.reason)
+        for r in gateways
+        if r.outcome is not Outcome.CORROBORATED
+        and not (r.gate == "G0-INTEGRITY-005" and r.format == "safetensors")
+    ]
+    assert not_passed == []
+    quants = {r.quantization for r in records if r.format == "gguf" and r.gate == "G1-LOAD-001"}
+    expected = {p.stem.removeprefix(f"{fixture}-") for p in fixture_path(fixture).glob("*.gguf")}
+    assert quants == expected
+    for gate in ("G1-LOAD-001", "G2-INFER-001", "G3-CRASH-001", "G3-HANG-001"):
+        assert len([r for r in gateways if r.gate == gate]) == 2 * (1 + len(expected)), gate
+
+
+def test_clean_fixture_corroborates_every_scenario(clean_run: tuple[str, list[Record]]) -> None:
+    _, records = clean_run
+    scenario_records = [r for r in records if r.gate in ("F-A1-001", "F-A2-001")]
+    assert len(scenario_records) >= 8 * 2
+    wrong = [
+        (r.cell, r.scenario.name if r.scenario else "", r.output, r.reason)
+        for r in scenario_records
+        if r.outcome is not Outcome.CORROBORATED
+    ]
+    assert wrong == []
+
+
+def _gateway_mutants() -> list[tuple[str, str]]:
+    cases = []
+    for name, mutant in MUTANTS.items():
+        if not any(g.startswith(GATEWAY_PREFIXES) for g in mutant.gates):
+            continue
+        fixture = next(f for f in ("tiny-llama", "tiny-qwen2") if applies(name, fixture_path(f)))
+        cases.append((name, fixture))
+    return cases
+
+
+@pytest.mark.parametrize(("mutant", "fixture"), _gateway_mutants())
+def test_gateway_mutant_is_falsified_by_its_declared_gateway(
+    mutant: str, fixture: str, tmp_path: Path
+) -> None:
+    artifact = build_mutant(mutant, fixture_path(fixture), tmp_path / "mutants")
+    fmt = MUTANTS[mutant].base_format
+    book = _playbook(
+        tmp_path, mutant, artifact, fmt, [], _scenarios(fixture, per_kind=1), modalities="[run]"
+    )
+    records = _run(tmp_path, book, workers=1)
+    for gate in MUTANTS[mutant].gates:
+        if not gate.startswith(GATEWAY_PREFIXES):
+            continue
+        outcomes = [r.outcome for r in records if r.gate == gate]
+        assert Outcome.FALSIFIED in outcomes, (
+            gate,
+            [(r.gate, r.outcome, r.reason) for r in records],
+        )
+
+
+def test_reports_of_a_real_clean_run_and_a_real_mutant_run(tmp_path: Path) -> None:
+    fixture = "tiny-llama"
+    root = fixture_path(fixture)
+    scenarios = _scenarios(fixture, per_kind=1)
+    clean = _playbook(tmp_path, "clean", root, "gguf", ["q8_0"], scenarios)
+    nan = build_mutant("nan-weight", root, tmp_path / "mutants")
+    broken = _playbook(tmp_path, "nan", nan, "safetensors", [], scenarios)
+    records = _run(tmp_path, clean, broken)
+    result = render_reports(records, tmp_path / "reports")
+    summary = json.loads(result.paths["summary"].read_text())
+    models = {m["model"]: m for m in summary["models"]}
+    assert models["apr-qa/nan"]["mqs"] == 0 and models["apr-qa/nan"]["status"] == "Blocked"
+    verdicts = {g["gateway"]: g["verdict"] for g in models["apr-qa/clean"]["gateways"]}
+    assert verdicts == {g: "passed" for g in ("G0", "G1", "G2", "G3", "G4")}
+    nan_g0 = next(g for g in models["apr-qa/nan"]["gateways"] if g["gateway"] == "G0")
+    assert nan_g0["verdict"] == "failed"
+    assert result.exit_code == 1  # the mutant is blocked
+    root_xml = ET.parse(result.paths["junit"]).getroot()
+    assert (
+        int(root_xml.get("tests", "0"))
+        == len(records)
+        == sum(m["counts"]["total"] for m in summary["models"])
+    )
+    failures = sum(1 for case in root_xml.iter("testcase") if case.find("failure") is not None)
+    assert failures == sum(m["counts"]["falsified"] for m in summary["models"])
+    html = result.paths["html"].read_text()
+    assert "G0-INTEGRITY-002" in html and "apr-qa/clean" in html
