@@ -170,7 +170,7 @@ def test_reports_of_a_real_clean_run_and_a_real_mutant_run(tmp_path: Path) -> No
     models = {m["model"]: m for m in summary["models"]}
     assert models["apr-qa/nan"]["mqs"] == 0 and models["apr-qa/nan"]["status"] == "Blocked"
     verdicts = {g["gateway"]: g["verdict"] for g in models["apr-qa/clean"]["gateways"]}
-    assert verdicts == {g: "passed" for g in ("G0", "G1", "G2", "G3", "G4")}
+    assert verdicts == dict.fromkeys(("G0", "G1", "G2", "G3", "G4"), "passed")
     nan_g0 = next(g for g in models["apr-qa/nan"]["gateways"] if g["gateway"] == "G0")
     assert nan_g0["verdict"] == "failed"
     assert result.exit_code == 1  # the mutant is blocked
