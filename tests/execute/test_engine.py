@@ -146,6 +146,7 @@ def test_hanging_worker_times_out_within_deadline_and_restarts(tmp_path: Path) -
     elapsed = time.monotonic() - started
     (timeout,) = [r for r in records if r.outcome is Outcome.TIMEOUT]
     assert timeout.scenario is not None and timeout.scenario.name == "hang"
+    assert 1.5 <= timeout.metrics["waited_s"] <= 1.5 + 2.0  # killed at the deadline, not later
     (after,) = [
         r for r in records if r.scenario and r.scenario.name == "after" and r.gate == "F-A1-001"
     ]
@@ -228,3 +229,31 @@ def test_sigint_stops_workers_and_keeps_evidence(tmp_path: Path) -> None:
     assert sum(r.outcome is Outcome.CORROBORATED for r in records) >= 3
     assert not any(r.outcome is Outcome.CRASHED for r in records)
     assert _worker_processes() == []
+
+
+def test_gpu_and_serve_cells_are_skipped_visibly_with_a_reason(tmp_path: Path) -> None:
+    book = tmp_path / "book.yaml"
+    model = _fake_model(tmp_path)
+    book.write_text(
+        f"name: fake\nmodel: {{id: org/fake, path: {model}}}\n"
+        "test_matrix: {modalities: [run, serve], backends: [cpu, gpu], formats: [gguf], quantizations: [q8_0]}\n"
+        "failure_policy: collect-all\n"
+        "scenarios:\n  - {name: add, prompt: 'What is 2 + 2?', oracle: arithmetic}\n"
+    )
+    records = _run(tmp_path, book)
+    skipped = {(r.backend, r.modality): r.reason for r in records if r.outcome is Outcome.SKIPPED}
+    assert set(skipped) == {("gpu", "run"), ("gpu", "serve"), ("cpu", "serve")}
+    assert "gpu requested but unusable" in skipped[("gpu", "run")]
+    assert "serve modality" in skipped[("cpu", "serve")]
+    ran = [r for r in records if r.gate == "F-A1-001" and r.outcome is Outcome.CORROBORATED]
+    assert len(ran) == 1
+
+
+def test_max_tokens_zero_and_backend_refusals_are_evidence(tmp_path: Path) -> None:
+    scenarios = "  - {name: none, prompt: 'What is 2 + 2?', oracle: arithmetic, max_tokens: 0}\n"
+    records = _run(
+        tmp_path, _playbook(tmp_path, _fake_model(tmp_path), scenarios, modalities="[run]")
+    )
+    (record,) = [r for r in records if r.gate == "F-A1-001"]
+    assert record.outcome is Outcome.FALSIFIED
+    assert record.output == ""

@@ -8,6 +8,7 @@ timeout and the worker is restarted for the rest of the cell.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -325,6 +326,7 @@ class CellRunner:
             (scenario.timeout_ms / 1000) if scenario and scenario.timeout_ms else self.timeout_s
         )
         basic = planned.kind == "explicit"
+        started = time.perf_counter()
         try:
             data = self._generate(instance, planned.seed, max_tokens, timeout_s)
             second = (
@@ -333,8 +335,12 @@ class CellRunner:
                 else None
             )
         except (WorkerTimeout, WorkerDied) as exc:
+            waited = time.perf_counter() - started
             outcome, reason = self._lost_worker(exc, f"scenario {planned.name}", basic=basic)
-            self.record(gate, outcome, reason, scenario=info, expected=instance.expected)
+            metrics = {"waited_s": waited, "timeout_s": timeout_s}
+            self.record(
+                gate, outcome, reason, scenario=info, expected=instance.expected, metrics=metrics
+            )
             return
         self.result.scenarios_done += 1
         if not data.get("ok"):
