@@ -95,8 +95,14 @@ class Record:
 
     @property
     def cell(self) -> str:
-        """``model.format.quant.backend.modality`` (the JUnit classname)."""
-        parts = (self.model, self.format, self.quantization, self.backend, self.modality)
+        """``model.format.quant.backend.modality`` (the JUnit classname).
+
+        Checks of a whole artifact (G0) or model (G4) stop where their
+        coordinates stop: ``model.format.quant`` or ``model``.
+        """
+        parts = [self.model, self.format, self.quantization, self.backend, self.modality]
+        while len(parts) > 1 and parts[-1] is None:
+            parts.pop()
         return ".".join(p or "-" for p in parts)
 
     def to_json(self) -> dict[str, Any]:

@@ -25,7 +25,9 @@ class CellRef:
     modality: str | None = None
 
     def __str__(self) -> str:
-        parts = (self.model, self.format, self.quantization, self.backend, self.modality)
+        parts = [self.model, self.format, self.quantization, self.backend, self.modality]
+        while len(parts) > 1 and parts[-1] is None:
+            parts.pop()
         return ".".join(p or "-" for p in parts)
 
 

@@ -30,7 +30,8 @@ def heat_color(rate: float | None) -> str:
 
 
 def _heatmap(model: ModelScore) -> dict[str, Any]:
-    rows = cell_rows(model)
+    # Only real cells: checks of a whole artifact (G0) or model (G4) have no backend or modality.
+    rows = [r for r in cell_rows(model) if "-" not in (r["backend"], r["modality"])]
     columns = sorted({(r["backend"], r["modality"]) for r in rows})
     artifacts = sorted({(r["format"], r["quantization"]) for r in rows})
     grid: dict[tuple[str, str], dict[tuple[str, str], dict[str, Any]]] = defaultdict(dict)
