@@ -60,7 +60,7 @@ BASELINES = {
 def _playbook(directory: Path, model_dir: Path, fmt: str, quant: str, prompts: list[str]) -> Path:
     path = directory / f"overhead-{fmt}-{len(prompts)}.yaml"
     lines = "\n".join(f"    - {json.dumps(p)}" for p in prompts)
-    gguf = f", quantizations: [{quant}]" if fmt == "gguf" else ""
+    gguf = f"\n  quantizations: [{quant}]" if fmt == "gguf" else ""
     path.write_text(
         f"name: overhead-{fmt}\nmodel: {{path: {model_dir}}}\n"
         f"test_matrix:\n  modalities: [run]\n  backends: [cpu]\n  formats: [{fmt}]{gguf}\n"
@@ -72,8 +72,11 @@ def _playbook(directory: Path, model_dir: Path, fmt: str, quant: str, prompts: l
 
 def _timed(cmd: list[str]) -> float:
     started = time.perf_counter()
-    subprocess.run(cmd, check=False, capture_output=True)
-    return time.perf_counter() - started
+    done = subprocess.run(cmd, check=False, capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if done.returncode not in (0, 1):  # 1: the tiny model may grade below C; anything else is broken
+        raise SystemExit(f"{' '.join(cmd[:6])}... exited {done.returncode}: {done.stderr[-500:]}")
+    return elapsed
 
 
 def main() -> int:

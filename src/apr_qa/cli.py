@@ -262,15 +262,21 @@ def run(
     1 otherwise, 2 bad playbook or usage, 3 model or runtime missing,
     130 interrupted (evidence and reports are still written for what finished).
     """
-    from apr_qa.execute import RunOptions, execute
     from apr_qa.plan import parse_shard
-    from apr_qa.report import check_grade, render_reports
-    from apr_qa.report.terminal import verdict_text
+    from apr_qa.report import check_grade
 
     grade = check_grade(fail_below)
     shard = parse_shard(shard_text) if shard_text else None
     quiet = ctx.obj["quiet"]
     loaded = _load_all(playbooks, model_path, quiet=quiet)
+    from apr_qa.execute.warm import WarmPool
+
+    # Start the first workers now: their runtime imports overlap the rest of our start-up.
+    warm = None if shard else WarmPool.for_playbooks(loaded, workers, backends or None)
+    from apr_qa.execute import RunOptions, execute
+    from apr_qa.report import render_reports
+    from apr_qa.report.terminal import verdict_text
+
     for book in loaded:
         if book.model.trust_remote_code and not trust_remote_code and not quiet:
             click.echo(
@@ -288,7 +294,7 @@ def run(
         convert_missing=not no_convert,
         progress=sys.stderr.isatty() and not quiet,
     )
-    outcome = execute(loaded, options)
+    outcome = execute(loaded, options, warm=warm)
     result = render_reports(outcome.records, output, fail_below=grade)
     if not quiet:
         for model, reason in outcome.halted.items():

@@ -103,12 +103,15 @@ class CellRunner:
         emit: Callable[[Record], None],
         halt: Callable[[], str | None],
         on_progress: Callable[[int], None] = lambda n: None,
+        spawn: Callable[[str], WorkerClient] | None = None,
     ) -> None:
         self.job = job
         self.factory = factory
         self._emit = emit
         self._halt = halt
         self._progress = on_progress
+        self._spawn = spawn or (lambda kind: WorkerClient(warm=kind))
+        self._oracles: dict[str, Any] = {}
         self.result = CellResult()
         matrix = job.playbook.matrix
         self.timeout_s = matrix.timeout_ms / 1000
@@ -139,7 +142,7 @@ class CellRunner:
 
     def _start(self) -> str | None:
         """Start a worker and load the model; None when loaded, else the reason it did not."""
-        self.worker = WorkerClient()
+        self.worker = self._spawn(self.job.backend_kind)
         request = {
             "op": "load",
             "backend": self.job.backend_kind,
@@ -396,7 +399,11 @@ class CellRunner:
             return Verdict.fail(
                 f"different tokens on repeat: {gen['text'][:60]!r} then {again['text'][:60]!r}"
             )
-        oracle = oracles.create(instance.oracle.name, dict(instance.oracle.options))
+        spec = instance.oracle
+        key = f"{spec.name}:{sorted(spec.options.items())!r}"
+        oracle = self._oracles.get(key)
+        if oracle is None:
+            oracle = self._oracles[key] = oracles.create(spec.name, dict(spec.options))
         return oracle(gen["text"], prompt=instance.text, expected=instance.expected)
 
     def _shrink(self, instance: Any, seed: int, max_tokens: int, timeout_s: float) -> str | None:

@@ -59,11 +59,11 @@ class Reply:
 class WorkerClient:
     """Spawns ``python -m apr_qa.execute.worker`` and talks to it in JSON lines."""
 
-    def __init__(self, env: dict[str, str] | None = None) -> None:
+    def __init__(self, env: dict[str, str] | None = None, *, warm: str | None = None) -> None:
         # Lives as long as the client (closed in close()): the crash report reads its tail.
         self._stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "apr_qa.execute.worker"],
+            [sys.executable, "-m", "apr_qa.execute.worker", *(["--warm", warm] if warm else [])],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
@@ -74,6 +74,10 @@ class WorkerClient:
         self._stdin = self._proc.stdin
         self._stdout = self._proc.stdout
         self._buffer = b""
+
+    def alive(self) -> bool:
+        """Whether the worker process is still running."""
+        return self._proc.poll() is None
 
     @property
     def pid(self) -> int:

@@ -18,13 +18,13 @@ from apr_qa.evidence import EvidenceWriter, Outcome, Record
 from apr_qa.execute.cell import CellJob, CellResult, CellRunner, Halt
 from apr_qa.execute.progress import Progress
 from apr_qa.execute.records import CellRef, RecordFactory
+from apr_qa.execute.warm import BACKEND_OF_FORMAT, WarmPool
 from apr_qa.plan import Cell, Plan, Shard, build_plan
 from apr_qa.playbook.model import Playbook
 
 __all__ = ["RunOptions", "RunOutcome", "execute"]
 
 _FAILED = (Outcome.FALSIFIED, Outcome.TIMEOUT, Outcome.CRASHED)
-_BACKEND_OF_FORMAT = {"safetensors": "transformers", "gguf": "llama_cpp"}
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class RunOutcome:
 
 
 class _Run:
-    def __init__(self, plan: Plan, options: RunOptions) -> None:
+    def __init__(self, plan: Plan, options: RunOptions, warm: WarmPool | None = None) -> None:
         self.plan = plan
         self.options = options
         run_id = uuid.uuid4().hex[:12]
@@ -73,6 +73,7 @@ class _Run:
             enabled=options.progress, total=plan.test_count, cells=len(plan.cells)
         )
         self.runners: set[CellRunner] = set()
+        self.warm = warm if warm is not None else WarmPool()
 
     # -- evidence and policy --------------------------------------------------------------
 
@@ -174,7 +175,7 @@ class _Run:
                 cell.quantization,
             )
             return
-        kind = self.options.backend_override or _BACKEND_OF_FORMAT[cell.format]
+        kind = self.options.backend_override or BACKEND_OF_FORMAT[cell.format]
         if cell.backend == "gpu" and (why := gpu_unavailable_reason(kind)):
             yield skipped(f"skipped: gpu requested but unusable: {why}", cell.quantization)
             return
@@ -249,7 +250,12 @@ class _Run:
             self.progress.cell_done()
             return runner.result
         runner = CellRunner(
-            job, self.factory, self.emit, lambda: self.halt_reason(model), self.progress.advance
+            job,
+            self.factory,
+            self.emit,
+            lambda: self.halt_reason(model),
+            self.progress.advance,
+            spawn=self.warm.take,
         )
         with self.lock:
             self.runners.add(runner)
@@ -326,7 +332,9 @@ class _Run:
         return self.outcome
 
 
-def execute(playbooks: Sequence[Playbook], options: RunOptions) -> RunOutcome:
+def execute(
+    playbooks: Sequence[Playbook], options: RunOptions, *, warm: WarmPool | None = None
+) -> RunOutcome:
     """Run playbooks (one shard of them, if asked) and stream the evidence.
 
     SIGINT and SIGTERM stop the workers; what finished stays in the evidence
@@ -339,7 +347,7 @@ def execute(playbooks: Sequence[Playbook], options: RunOptions) -> RunOutcome:
             tuple(c for c in plan.cells if c.backend in options.backends),
             plan.shard,
         )
-    run = _Run(plan, options)
+    run = _Run(plan, options, warm)
     previous = {}
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -98,9 +98,29 @@ def serve(inp: IO[str], out: IO[str]) -> None:
         backend.close()
 
 
+# What a backend kind imports before it can load anything; a worker started
+# ahead of its cell imports it while the parent is still preparing.
+_WARM_IMPORTS = {
+    "llama_cpp": ("apr_qa.backends.llama_cpp_backend", "llama_cpp"),
+    "transformers": ("apr_qa.backends.transformers_backend", "torch", "transformers"),
+}
+
+
+def _warm(kind: str) -> None:
+    import importlib
+
+    for module in _WARM_IMPORTS.get(kind, ()):
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            return  # the load request reports a missing runtime properly
+
+
 def main() -> None:
-    """Entry point of the worker process."""
+    """Entry point of the worker process: ``worker [--warm KIND]``."""
     inp, out = _protocol_streams()
+    if len(sys.argv) == 3 and sys.argv[1] == "--warm":
+        _warm(sys.argv[2])
     serve(inp, out)
 
 

@@ -1,0 +1,65 @@
+"""Workers started ahead of their cells, so runtime imports overlap our preparation.
+
+Starting a worker costs an interpreter and the runtime's imports (llama.cpp:
+0.3 s, torch + transformers: 2–3 s). The command line starts the first ones as
+soon as the playbooks are loaded; cells take them when they start.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Sequence
+
+from apr_qa.execute.client import WorkerClient
+from apr_qa.playbook.model import Playbook
+
+__all__ = ["BACKEND_OF_FORMAT", "WarmPool"]
+
+BACKEND_OF_FORMAT = {"safetensors": "transformers", "gguf": "llama_cpp"}
+
+
+class WarmPool:
+    """Started workers by backend kind; thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pool: dict[str, list[WorkerClient]] = defaultdict(list)
+
+    @classmethod
+    def for_playbooks(
+        cls, playbooks: Sequence[Playbook], workers: int, backends: Sequence[str] | None = None
+    ) -> WarmPool:
+        """Start up to ``workers`` workers for the first cpu cells the playbooks will run."""
+        pool = cls()
+        kinds: list[str] = []
+        for book in playbooks:
+            m = book.matrix
+            if "cpu" not in m.backends or (backends and "cpu" not in backends):
+                continue
+            runnable = [x for x in m.modalities if x != "serve"]
+            kinds += [BACKEND_OF_FORMAT[f] for f in m.formats if f in BACKEND_OF_FORMAT] * len(
+                runnable
+            )
+        for kind in kinds[: max(1, workers)]:
+            pool._pool[kind].append(WorkerClient(warm=kind))
+        return pool
+
+    def take(self, kind: str) -> WorkerClient:
+        """A started worker for a backend kind: a warm one if there is one."""
+        with self._lock:
+            clients = self._pool.get(kind) or []
+            while clients:
+                client = clients.pop(0)
+                if client.alive():
+                    return client
+                client.close()
+        return WorkerClient(warm=kind)
+
+    def close(self) -> None:
+        """Stop the workers nobody took."""
+        with self._lock:
+            clients = [c for pool in self._pool.values() for c in pool]
+            self._pool.clear()
+        for client in clients:
+            client.close()
