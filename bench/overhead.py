@@ -74,7 +74,10 @@ def _timed(cmd: list[str]) -> float:
     started = time.perf_counter()
     done = subprocess.run(cmd, check=False, capture_output=True, text=True)
     elapsed = time.perf_counter() - started
-    if done.returncode not in (0, 1):  # 1: the tiny model may grade below C; anything else is broken
+    if done.returncode not in (
+        0,
+        1,
+    ):  # 1: the tiny model may grade below C; anything else is broken
         raise SystemExit(f"{' '.join(cmd[:6])}... exited {done.returncode}: {done.stderr[-500:]}")
     return elapsed
 
@@ -97,8 +100,26 @@ def main() -> int:
         for fmt, target in (("gguf", str(gguf)), ("safetensors", str(model_dir))):
             book = _playbook(root, model_dir, fmt, quant, PROMPTS)
             one = _playbook(root, model_dir, fmt, quant, PROMPTS[:1])
-            run = [sys.executable, "-m", "apr_qa.cli", "-q", "run", "-o", str(root / "out"), str(book)]
-            run_one = [sys.executable, "-m", "apr_qa.cli", "-q", "run", "-o", str(root / "o1"), str(one)]
+            run = [
+                sys.executable,
+                "-m",
+                "apr_qa.cli",
+                "-q",
+                "run",
+                "-o",
+                str(root / "out"),
+                str(book),
+            ]
+            run_one = [
+                sys.executable,
+                "-m",
+                "apr_qa.cli",
+                "-q",
+                "run",
+                "-o",
+                str(root / "o1"),
+                str(one),
+            ]
             base = [sys.executable, "-c", BASELINES[fmt], target, json.dumps(PROMPTS)]
             base_one = [sys.executable, "-c", BASELINES[fmt], target, json.dumps(PROMPTS[:1])]
             ours, theirs, ours_one, theirs_one = [], [], [], []
@@ -110,7 +131,9 @@ def main() -> int:
             ratio = min(ours) / min(theirs)
             startup = min(ours_one) - min(theirs_one)
             name = f"{fmt} ({'llama.cpp' if fmt == 'gguf' else 'transformers'})"
-            print(f"{name:<22}{min(ours):>11.2f}s{min(theirs):>11.2f}s{ratio:>8.3f}{startup:>9.2f}s")
+            print(
+                f"{name:<22}{min(ours):>11.2f}s{min(theirs):>11.2f}s{ratio:>8.3f}{startup:>9.2f}s"
+            )
             failed |= ratio > 1.10
     print("target (ratio <= 1.10):", "NOT met" if failed else "met")
     return 1 if failed else 0

@@ -74,9 +74,11 @@ def _branches(node: dict[str, Any], value: Any) -> Iterator[dict[str, Any]]:
     for option in options:
         option = _resolve(option)
         kind = option.get("type")
-        if (isinstance(value, dict) and kind == "object") or (
-            isinstance(value, list) and kind == "array"
-        ) or (not isinstance(value, dict | list) and kind not in ("object", "array")):
+        if (
+            (isinstance(value, dict) and kind == "object")
+            or (isinstance(value, list) and kind == "array")
+            or (not isinstance(value, dict | list) and kind not in ("object", "array"))
+        ):
             yield option
 
 
