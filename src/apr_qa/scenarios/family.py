@@ -117,3 +117,26 @@ def subsets(items: tuple[int, ...]) -> SearchStrategy[tuple[int, ...]]:
         .filter(any)
         .map(lambda keep: tuple(i for i, k in zip(ordered, keep, strict=True) if k))
     )
+
+
+def pick_and_subset(
+    pick: str, subset: str
+) -> tuple[Callable[[Params], tuple[object, ...]], Callable[[Params], SearchStrategy[Params]]]:
+    """``rank`` and ``shrinker`` for a family drawn as one index plus a subset of indices.
+
+    Simpler means a lower ``pick`` index, then fewer ``subset`` items, then earlier
+    ones; shrinking searches lower indices and subsets of the items.
+    """
+
+    def rank(params: Params) -> tuple[object, ...]:
+        items = param_ints(params, subset)
+        return (param_int(params, pick), len(items), items)
+
+    def shrinker(params: Params) -> SearchStrategy[Params]:
+        from hypothesis import strategies as st
+
+        return st.tuples(
+            st.integers(0, param_int(params, pick)), subsets(param_ints(params, subset))
+        ).map(lambda t: {pick: t[0], subset: t[1]})
+
+    return rank, shrinker

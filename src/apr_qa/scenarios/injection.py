@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 
 from apr_qa.gates import Category
 from apr_qa.playbook.model import OracleSpec, frozen_map
-from apr_qa.scenarios.family import Draft, Family, Params, param_int, param_ints, subsets
+from apr_qa.scenarios.family import Draft, Family, Params, param_int, param_ints, pick_and_subset
 
 if TYPE_CHECKING:
-    from hypothesis.strategies import SearchStrategy
+    pass
 
 __all__ = ["FAMILY", "FRAGMENTS", "QUESTIONS"]
 
@@ -87,19 +87,8 @@ def describe(params: Params) -> str:
     return f"injection: {labels} before {QUESTIONS[param_int(params, 'question')]!r}"
 
 
-def rank(params: Params) -> tuple[object, ...]:
-    """Question, then fewer fragments, then earlier ones."""
-    fragments = param_ints(params, "fragments")
-    return (param_int(params, "question"), len(fragments), fragments)
-
-
-def shrinker(params: Params) -> SearchStrategy[Params]:
-    """Simpler questions and subsets of the fragments."""
-    from hypothesis import strategies as st
-
-    return st.tuples(
-        st.integers(0, param_int(params, "question")), subsets(param_ints(params, "fragments"))
-    ).map(lambda t: {"question": t[0], "fragments": t[1]})
+# Simpler: question, then fewer fragments, then earlier ones.
+rank, shrinker = pick_and_subset("question", "fragments")
 
 
 FAMILY = Family(

@@ -21,12 +21,12 @@ from apr_qa.scenarios.family import (
     Params,
     param_int,
     param_ints,
+    pick_and_subset,
     shorten,
-    subsets,
 )
 
 if TYPE_CHECKING:
-    from hypothesis.strategies import SearchStrategy
+    pass
 
 __all__ = ["CARRIERS", "FAMILY", "SPECIMENS"]
 
@@ -79,19 +79,8 @@ def describe(params: Params) -> str:
     return f"unicode: {labels} in {shorten(build(params).prompt)}"
 
 
-def rank(params: Params) -> tuple[object, ...]:
-    """Carrier, then fewer specimens, then earlier ones."""
-    specimens = param_ints(params, "specimens")
-    return (param_int(params, "carrier"), len(specimens), specimens)
-
-
-def shrinker(params: Params) -> SearchStrategy[Params]:
-    """Simpler carriers and subsets of the specimens."""
-    from hypothesis import strategies as st
-
-    return st.tuples(
-        st.integers(0, param_int(params, "carrier")), subsets(param_ints(params, "specimens"))
-    ).map(lambda t: {"carrier": t[0], "specimens": t[1]})
+# Simpler: carrier, then fewer specimens, then earlier ones.
+rank, shrinker = pick_and_subset("carrier", "specimens")
 
 
 FAMILY = Family(
