@@ -9,6 +9,8 @@ clean run and a real mutant run must agree with their evidence.
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -184,3 +186,33 @@ def test_reports_of_a_real_clean_run_and_a_real_mutant_run(tmp_path: Path) -> No
     assert failures == sum(m["counts"]["falsified"] for m in summary["models"])
     html = result.paths["html"].read_text()
     assert "G0-INTEGRITY-002" in html and "apr-qa/clean" in html
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip(
+            "Debian chromium not installed (apt-get install -y chromium); HTML checked as text only"
+        )
+    dom = subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--dump-dom",
+            result.paths["html"].resolve().as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert [ln for ln in dom.stderr.splitlines() if "CONSOLE" in ln or "Refused to" in ln] == []
+    for text in ("apr-qa/clean", "apr-qa/nan", "Blocked", "G0-INTEGRITY-002"):
+        assert text in dom.stdout, text
