@@ -257,3 +257,33 @@ def test_max_tokens_zero_and_backend_refusals_are_evidence(tmp_path: Path) -> No
     (record,) = [r for r in records if r.gate == "F-A1-001"]
     assert record.outcome is Outcome.FALSIFIED
     assert record.output == ""
+
+
+def test_g4_falsifies_a_model_whose_outputs_are_garbage(tmp_path: Path) -> None:
+    model = tmp_path / "m.json"
+    flood = "<|pad|>" * 12
+    model.write_text(json.dumps({"answers": {"What is 2 + 2?": "4"}, "default": flood}))
+    scenarios = "".join(
+        f"  - {{name: s{i}, prompt: 'Tell me about topic {i}.'}}\n" for i in range(4)
+    )
+    records = _run(tmp_path, _playbook(tmp_path, model, scenarios, modalities="[run]"))
+    (g4,) = _by(records, "G4-GARBAGE-001")
+    assert g4.outcome is Outcome.FALSIFIED
+    assert g4.metrics["garbage_rate"] == 1.0
+    assert g4.category == "GATEWAY" and g4.severity == "P0"
+
+
+def test_g4_threshold_comes_from_the_playbook(tmp_path: Path) -> None:
+    model = tmp_path / "m.json"
+    answers = {f"Tell me about topic {i}.": "A fine and fluent answer about it." for i in range(3)}
+    model.write_text(json.dumps({"answers": answers, "default": ""}))
+    scenarios = "".join(
+        f"  - {{name: s{i}, prompt: 'Tell me about topic {i}.'}}\n" for i in range(4)
+    )
+    book = _playbook(tmp_path, model, scenarios, modalities="[run]")
+    book.write_text(book.read_text() + "gates: {g4_max_garbage_rate: 0.25}\n")
+    (g4,) = _by(_run(tmp_path, book), "G4-GARBAGE-001")
+    assert g4.outcome is Outcome.CORROBORATED  # 1 of 4 empty: exactly at the limit
+    book.write_text(book.read_text().replace("0.25", "0.2"))
+    (g4,) = _by(_run(tmp_path, book), "G4-GARBAGE-001")
+    assert g4.outcome is Outcome.FALSIFIED

@@ -159,6 +159,22 @@ def test_gateway_mutant_is_falsified_by_its_declared_gateway(
         )
 
 
+def test_pad_flood_mutant_is_garbage_for_g4(tmp_path: Path) -> None:
+    artifact = build_mutant("gguf-pad-flood", fixture_path("tiny-llama"), tmp_path / "mutants")
+    book = _playbook(
+        tmp_path,
+        "pad",
+        artifact,
+        "gguf",
+        [],
+        _scenarios("tiny-llama", per_kind=1),
+        modalities="[run]",
+    )
+    records = _run(tmp_path, book, workers=1)
+    (g4,) = [r for r in records if r.gate == "G4-GARBAGE-001"]
+    assert g4.outcome is Outcome.FALSIFIED, g4.reason
+
+
 def test_reports_of_a_real_clean_run_and_a_real_mutant_run(tmp_path: Path) -> None:
     fixture = "tiny-llama"
     root = fixture_path(fixture)
