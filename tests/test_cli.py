@@ -114,3 +114,22 @@ def test_validate_locked_against_upstream_lock() -> None:
     lock = UPSTREAM / "playbooks/playbook.lock.yaml"
     result = apr_qa("-q", "validate", "--locked", str(lock), str(book))
     assert result.returncode == 0, result.stderr
+
+
+def test_run_with_a_model_that_does_not_exist_is_exit_3(tmp_path: Path) -> None:
+    book = tmp_path / "b.yaml"
+    book.write_text("model: {path: ./no-such-model}\ntest_matrix: {formats: [gguf]}\n")
+    result = apr_qa("run", "-o", str(tmp_path / "out"), str(book))
+    assert result.returncode == 3, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"apr-qa: error: {tmp_path / 'no-such-model'}: model not found (no such file or directory)"
+    ]
+
+
+def test_run_with_a_bad_playbook_is_exit_2_before_anything_runs(tmp_path: Path) -> None:
+    book = tmp_path / "b.yaml"
+    book.write_text("model: {path: .}\nscenarios:\n  - {name: s, prompt: hi, oracle: arithmetc}\n")
+    result = apr_qa("run", "-o", str(tmp_path / "out"), str(book))
+    assert result.returncode == 2
+    assert "did you mean 'arithmetic'" in result.stderr
+    assert not (tmp_path / "out").exists()

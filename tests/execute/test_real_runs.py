@@ -232,3 +232,17 @@ def test_reports_of_a_real_clean_run_and_a_real_mutant_run(tmp_path: Path) -> No
     assert [ln for ln in dom.stderr.splitlines() if "CONSOLE" in ln or "Refused to" in ln] == []
     for text in ("apr-qa/clean", "apr-qa/nan", "Blocked", "G0-INTEGRITY-002"):
         assert text in dom.stdout, text
+
+
+def test_a_one_megabyte_prompt_is_refused_as_evidence_not_a_hang(tmp_path: Path) -> None:
+    root = fixture_path("tiny-llama")
+    big = "word " * 200_000  # 1 MB, far beyond the model's context
+    scenario = "  - " + json.dumps({"name": "huge", "prompt": big, "oracle": "garbage"}) + "\n"
+    book = _playbook(tmp_path, "huge", root, "gguf", ["q8_0"], scenario, modalities="[run]")
+    records = _run(tmp_path, book, workers=1)
+    (huge,) = [
+        r for r in records if r.scenario and r.scenario.name == "huge" and r.gate == "F-A1-001"
+    ]
+    assert huge.outcome is Outcome.FALSIFIED
+    assert "ContextOverflow" in huge.reason
+    assert [r.outcome for r in records if r.gate == "G3-CRASH-001"] == [Outcome.CORROBORATED]

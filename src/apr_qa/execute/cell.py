@@ -20,7 +20,7 @@ from apr_qa.execute.records import CellRef, RecordFactory
 from apr_qa.gates import scenario_gate
 from apr_qa.oracles import Verdict
 from apr_qa.plan import PlannedScenario
-from apr_qa.playbook.model import Playbook
+from apr_qa.playbook.model import OracleSpec, Playbook
 
 __all__ = ["CellJob", "CellResult", "CellRunner", "Halt"]
 
@@ -276,7 +276,7 @@ class CellRunner:
             family="probe",
             prompt=None if modality != "run" else PROBE_PROMPT,
             messages=({"role": "user", "content": PROBE_PROMPT},) if modality != "run" else None,
-            oracle=oracles_spec("garbage"),
+            oracle=OracleSpec("garbage"),
             expected=None,
             max_tokens=PROBE_MAX_TOKENS,
             category="GATEWAY",
@@ -446,13 +446,6 @@ class CellRunner:
             self.record(
                 "G3-HANG-001", Outcome.CORROBORATED, "no basic scenario hung past its timeout"
             )
-
-
-def oracles_spec(name: str) -> Any:
-    """An OracleSpec by name with no options."""
-    from apr_qa.playbook.model import OracleSpec
-
-    return OracleSpec(name)
 
 
 def _metrics(gen: dict[str, Any]) -> dict[str, float]:

@@ -8,11 +8,12 @@ import signal
 import threading
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from apr_qa.evidence import EvidenceWriter, Outcome, Record
 from apr_qa.execute.cell import CellJob, CellResult, CellRunner, Halt
@@ -21,6 +22,9 @@ from apr_qa.execute.records import CellRef, RecordFactory
 from apr_qa.execute.warm import BACKEND_OF_FORMAT, WarmPool
 from apr_qa.plan import Cell, Plan, Shard, build_plan
 from apr_qa.playbook.model import Playbook
+
+if TYPE_CHECKING:
+    from apr_qa.models.sources import Resolution
 
 __all__ = ["RunOptions", "RunOutcome", "execute"]
 
@@ -106,9 +110,11 @@ class _Run:
         outcome: Outcome,
         reason: str,
         cell: CellRef,
-        **kw: object,
+        metrics: Mapping[str, float] | None = None,
     ) -> None:
-        self.emit(self.factory.make(gate, outcome, reason, cell, playbook=playbook, **kw))  # type: ignore[arg-type]
+        self.emit(
+            self.factory.make(gate, outcome, reason, cell, playbook=playbook, metrics=metrics)
+        )
 
     # -- preparation ----------------------------------------------------------------------
 
@@ -122,7 +128,7 @@ class _Run:
         quants = sorted(
             {c.quantization for c in cells if c.format == "gguf" and c.quantization != "auto"}
         )
-        resolution = None
+        resolution: Resolution | None = None
         if formats and self.options.backend_override is None:
             ref = ModelRef(
                 hf_repo=model.hf_repo,
@@ -149,67 +155,63 @@ class _Run:
         return jobs
 
     def _cell_jobs(
-        self, playbook: Playbook, cell: Cell, resolution: object, trust: bool
+        self, playbook: Playbook, cell: Cell, resolution: Resolution | None, trust: bool
     ) -> Iterator[CellJob]:
         from apr_qa.backends.device import gpu_unavailable_reason
 
         scenarios = list(cell.scenarios())
-        model = playbook.model.id
-        base = {
-            "playbook": playbook,
-            "scenarios": scenarios,
-            "trust_remote_code": trust,
-            "device": cell.backend,
-        }
+        kind = self.options.backend_override or BACKEND_OF_FORMAT.get(cell.format, "-")
 
-        def skipped(reason: str, quant: str) -> CellJob:
-            ref = CellRef(model, cell.format, quant, cell.backend, cell.modality)
-            return CellJob(cell=ref, backend_kind="-", path="-", skip_reason=reason, **base)  # type: ignore[arg-type]
+        def job(quant: str, path: str = "-", skip: str | None = None) -> CellJob:
+            ref = CellRef(playbook.model.id, cell.format, quant, cell.backend, cell.modality)
+            return CellJob(
+                playbook=playbook,
+                cell=ref,
+                backend_kind=kind if skip is None else "-",
+                path=path,
+                device=cell.backend,
+                scenarios=scenarios,
+                trust_remote_code=trust,
+                skip_reason=skip,
+            )
 
         if cell.format == "apr":
-            yield skipped("skipped: format apr has no runtime in apr-qa", cell.quantization)
+            yield job(cell.quantization, skip="skipped: format apr has no runtime in apr-qa")
             return
         if cell.modality == "serve":
-            yield skipped(
-                "skipped: the serve modality is not supported by this version of apr-qa",
-                cell.quantization,
-            )
+            reason = "skipped: the serve modality is not supported by this version of apr-qa"
+            yield job(cell.quantization, skip=reason)
             return
-        kind = self.options.backend_override or BACKEND_OF_FORMAT[cell.format]
         if cell.backend == "gpu" and (why := gpu_unavailable_reason(kind)):
-            yield skipped(f"skipped: gpu requested but unusable: {why}", cell.quantization)
+            yield job(cell.quantization, skip=f"skipped: gpu requested but unusable: {why}")
             return
-        if self.options.backend_override is not None:
-            path = playbook.model.path
-            ref = CellRef(model, cell.format, cell.quantization, cell.backend, cell.modality)
-            yield CellJob(cell=ref, backend_kind=kind, path=str(path), **base)  # type: ignore[arg-type]
+        if resolution is None:  # the fake backend: the model path is its script
+            yield job(cell.quantization, str(playbook.model.path))
             return
-        assert resolution is not None
         artifacts = [
             a
-            for a in resolution.artifacts  # type: ignore[attr-defined]
+            for a in resolution.artifacts
             if a.format == cell.format
             and (cell.format != "gguf" or cell.quantization in ("auto", a.quantization))
         ]
         if not artifacts:
             missing = [
                 m.reason
-                for m in resolution.missing  # type: ignore[attr-defined]
+                for m in resolution.missing
                 if m.format == cell.format
                 and (cell.format != "gguf" or m.quantization == cell.quantization)
             ]
             reason = (
                 missing[0] if missing else f"no {cell.format} {cell.quantization} artifact found"
             )
-            ref = CellRef(model, cell.format, cell.quantization, cell.backend, cell.modality)
+            ref = job(cell.quantization).cell
             self.record(
                 playbook, "G1-LOAD-001", Outcome.FALSIFIED, f"{ref} cannot load: {reason}", ref
             )
-            yield skipped("not run: the artifact is missing", cell.quantization)
+            yield job(cell.quantization, skip="not run: the artifact is missing")
             return
         for artifact in artifacts:
-            ref = CellRef(model, cell.format, artifact.quantization, cell.backend, cell.modality)
-            yield CellJob(cell=ref, backend_kind=kind, path=str(artifact.path), **base)  # type: ignore[arg-type]
+            yield job(artifact.quantization, str(artifact.path))
 
     def preflight(self, playbook: Playbook, job: CellJob) -> None:
         """G0 on one artifact, once; a converted GGUF is recorded as G0-FORMAT-GGUF-001."""
