@@ -11,6 +11,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from jsonschema import Draft202012Validator
 
 from apr_qa.evidence import Outcome, Record, read_evidence, record_schema
@@ -287,3 +288,23 @@ def test_g4_threshold_comes_from_the_playbook(tmp_path: Path) -> None:
     book.write_text(book.read_text().replace("0.25", "0.2"))
     (g4,) = _by(_run(tmp_path, book), "G4-GARBAGE-001")
     assert g4.outcome is Outcome.FALSIFIED
+
+
+@pytest.mark.parametrize(
+    ("playbook_opts_in", "caller_opts_in", "loads"),
+    [(False, False, False), (True, False, False), (False, True, False), (True, True, True)],
+)
+def test_trust_remote_code_needs_both_playbook_and_caller(
+    tmp_path: Path, playbook_opts_in: bool, caller_opts_in: bool, loads: bool
+) -> None:
+    model = _fake_model(tmp_path, requires_remote_code=True)
+    book = _playbook(tmp_path, model, GOOD, modalities="[run]")
+    book.write_text(
+        book.read_text().replace(
+            f"path: {model}}}",
+            f"path: {model}, trust_remote_code: {str(playbook_opts_in).lower()}}}",
+        )
+    )
+    records = _run(tmp_path, book, trust_remote_code=caller_opts_in)
+    (g1,) = _by(records, "G1-LOAD-001")
+    assert (g1.outcome is Outcome.CORROBORATED) is loads, g1.reason

@@ -42,7 +42,9 @@ EOS_ID = 256
 """The fake's end-of-generation id, after the 256 byte ids."""
 VOCAB_SIZE = 257
 
-_KEYS = frozenset({"answers", "default", "fail_load", "crash_on", "hang_on", "vocab"})
+_KEYS = frozenset(
+    {"answers", "default", "fail_load", "crash_on", "hang_on", "vocab", "requires_remote_code"}
+)
 _DEFAULT_VOCAB = Vocab(pad_token="<pad>", eos_token="</s>", special_tokens=("<pad>", "</s>"))
 
 
@@ -72,6 +74,9 @@ class FakeBackend:
             raise UsageError(f"{path}: unknown fake-model keys: {', '.join(unknown)}")
         if script.get("fail_load"):
             raise LoadError(str(script["fail_load"]))
+        if script.get("requires_remote_code") and not trust_remote_code:
+            # Like a checkpoint whose architecture lives in its own Python files.
+            raise LoadError(f"{path}: this model needs trust_remote_code, which was not granted")
         answers = script.get("answers") or {}
         if not isinstance(answers, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in answers.items()
