@@ -14,6 +14,10 @@ PLAN_SCHEMA_VERSION = 1
 MAX_TABLE_ROWS = 60
 
 
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else many or one + 's'}"
+
+
 def render_table(plan: Plan) -> str:
     """A readable table of cells with counts; long plans are summarised per playbook."""
     lines: list[str] = []
@@ -41,7 +45,8 @@ def render_table(plan: Plan) -> str:
         m = playbook.matrix
         lines.append(
             f"{playbook.name}: {per_book[playbook.name]} cells "
-            f"({len(m.formats)} formats, {len(m.backends)} backends, {len(m.modalities)} modalities), "
+            f"({_count(len(m.formats), 'format')}, {_count(len(m.backends), 'backend')}, "
+            f"{_count(len(m.modalities), 'modality', 'modalities')}), "
             f"{tests_per_book[playbook.name]:,} tests"
         )
     lines.append(
