@@ -27,7 +27,8 @@ def clean_run() -> list[Record]:
 def mutant_run(*, surrogate: bool = True) -> list[Record]:
     """A transposed-embedding mutant: G2 falsified, later work halted, hostile output.
 
-    ``surrogate=False`` leaves out the lone surrogate, which EvidenceWriter cannot encode.
+    Its output carries a lone surrogate, which evidence must keep (as a JSON escape);
+    ``surrogate=False`` leaves it out.
     """
     m = "org/mutant"
     tail = " \ud800" if surrogate else ""

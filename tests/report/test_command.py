@@ -33,7 +33,7 @@ def test_clean_run_exits_zero_and_writes_every_report(tmp_path: Path) -> None:
 
 
 def test_gateway_failure_exits_one_and_fail_below(tmp_path: Path) -> None:
-    ev = _write(tmp_path / "e.jsonl", mutant_run(surrogate=False))
+    ev = _write(tmp_path / "e.jsonl", mutant_run())
     assert _report(str(ev), "-o", str(tmp_path / "o"))[0] == 1
     assert _report(str(ev), "-o", str(tmp_path / "o"), "--fail-below", "F")[0] == 1
     clean = _write(tmp_path / "c.jsonl", clean_run())
@@ -50,7 +50,7 @@ def test_usage_errors_exit_two(tmp_path: Path) -> None:
 
 
 def test_shards_merge_into_the_unsharded_report(tmp_path: Path) -> None:
-    records = clean_run() + mutant_run(surrogate=False)
+    records = clean_run() + mutant_run()
     whole = _write(tmp_path / "whole.jsonl", records)
     a = _write(tmp_path / "a.jsonl", records[::2])
     b = _write(tmp_path / "b.jsonl", records[1::2])
