@@ -240,7 +240,7 @@ _TABLE: tuple[Mutant, ...] = (
         "gguf-merges-dropped",
         "GGUF without tokenizer.ggml.merges",
         "gguf",
-        (_LOAD,),
+        ("G0-INTEGRITY-004", _LOAD),
         "load_fails",
         _gguf("gguf-merges-dropped", "f32", files.gguf_drop_merges),
     ),
