@@ -246,3 +246,27 @@ def test_a_one_megabyte_prompt_is_refused_as_evidence_not_a_hang(tmp_path: Path)
     assert huge.outcome is Outcome.FALSIFIED
     assert "ContextOverflow" in huge.reason
     assert [r.outcome for r in records if r.gate == "G3-CRASH-001"] == [Outcome.CORROBORATED]
+
+
+def test_same_playbook_and_seed_give_identical_verdicts_on_real_runtimes(tmp_path: Path) -> None:
+    root = fixture_path("tiny-llama")
+    book = tmp_path / "twice.yaml"
+    book.write_text(
+        f"name: twice\nmodel: {{id: apr-qa/twice, path: {root}}}\n"
+        "test_matrix: {modalities: [run, chat], backends: [cpu], formats: [safetensors, gguf],"
+        " quantizations: [q4_0], scenario_count: 10, seed: 11, max_tokens: 16}\n"
+        "failure_policy: collect-all\n"
+    )
+
+    def verdicts(out: str) -> list[tuple[str, str, str, str, str]]:
+        execute([load_playbook(book)], RunOptions(output_dir=tmp_path / out, workers=2))
+        records = read_evidence([tmp_path / out / "evidence.jsonl"]).records
+        return sorted(
+            (r.gate, r.cell, r.scenario.name if r.scenario else "-", str(r.outcome), r.output or "")
+            for r in records
+        )
+
+    first, second = verdicts("a"), verdicts("b")
+    assert first == second
+    assert len(first) > 40
+    assert {v[3] for v in first} >= {"corroborated", "falsified"}  # generated scenarios break it
