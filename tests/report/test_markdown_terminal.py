@@ -72,4 +72,4 @@ def test_terminal_verdict() -> None:
     assert "✗ P0 G2-INFER-001" in text
     assert "\x1b" not in text and "\x00" not in text
     assert text.splitlines()[-1].strip() == "html: o/r.html"
-    assert "FAIL: Blocked" in text
+    assert "FAIL (CI threshold: gateways held, grade ≥ C); status Blocked" in text

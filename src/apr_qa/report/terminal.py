@@ -69,8 +69,8 @@ def verdict_text(
     ok = run.passes(fail_below)
     lines.append(
         style(
-            f"{'PASS' if ok else 'FAIL'}: {run.status} "
-            f"(CI threshold: gateways held, grade ≥ {fail_below})",
+            f"{'PASS' if ok else 'FAIL'} (CI threshold: gateways held, grade ≥ {fail_below}); "
+            f"status {run.status}",
             fg="green" if ok else "red",
             bold=True,
         )
