@@ -178,7 +178,41 @@ def _worst_first(record: Record, gate: Gate | None) -> tuple[int, int, str, str,
     )
 
 
+G4_GATE = "G4-GARBAGE-001"
+_G4_METRICS = ("garbage", "outputs", "garbage_limit")
+
+
+def _g4_across_shards(records: list[tuple[Record, Gate]]) -> GatewayVerdict | None:
+    """G4 over the union of shards: the garbage rate of all outputs, not a vote of shards.
+
+    Each shard decides G4 on its own outputs; merged, the gateway is the rate of
+    garbage over every output of the model, so a sharded run and an unsharded one
+    reach the same verdict. None unless decided G4 records come from two shards or more.
+    """
+    g4 = [
+        r
+        for r, _ in records
+        if r.gate == G4_GATE
+        and r.outcome in (Outcome.CORROBORATED, Outcome.FALSIFIED)
+        and all(k in r.metrics for k in _G4_METRICS)
+    ]
+    if len({r.shard for r in g4}) < 2:
+        return None
+    garbage = sum(r.metrics["garbage"] for r in g4)
+    outputs = sum(r.metrics["outputs"] for r in g4)
+    limit = min(r.metrics["garbage_limit"] for r in g4)
+    rate = garbage / outputs if outputs else 0.0
+    verdict = Verdict.PASSED if rate <= limit else Verdict.FAILED
+    reason = (
+        f"{garbage:.0f} of {outputs:.0f} outputs are garbage over {len(g4)} shards "
+        f"({rate:.1%}; allowed {limit:.0%})"
+    )
+    return GatewayVerdict("G4", verdict, reason, tuple(r.record_id for r in g4))
+
+
 def _gateway_verdict(gateway: str, records: list[tuple[Record, Gate]]) -> GatewayVerdict:
+    if gateway == "G4" and (merged := _g4_across_shards(records)) is not None:
+        return merged
     mine = [r for r, g in records if g.gateway == gateway]
     failed = [r for r in mine if r.outcome in FAILED]
     if failed:

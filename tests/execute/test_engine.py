@@ -308,3 +308,46 @@ def test_trust_remote_code_needs_both_playbook_and_caller(
     records = _run(tmp_path, book, trust_remote_code=caller_opts_in)
     (g1,) = _by(records, "G1-LOAD-001")
     assert (g1.outcome is Outcome.CORROBORATED) is loads, g1.reason
+
+
+def test_sharded_runs_merge_into_the_unsharded_verdict(tmp_path: Path) -> None:
+    from apr_qa.plan import Shard
+    from apr_qa.report import render_reports
+
+    model = tmp_path / "m.json"
+    model.write_text(json.dumps({"answers": {**ANSWERS, "What is 3 + 5?": "9"}}))
+    book = _playbook(tmp_path, model, GOOD, modalities="[run, chat]")
+    book.write_text(
+        book.read_text().replace("quantizations: [q8_0]", "quantizations: [q8_0, q4_0]")
+    )
+    playbook = load_playbook(book)
+    full = execute([playbook], RunOptions(output_dir=tmp_path / "full", backend_override="fake"))
+    parts = [
+        execute(
+            [playbook],
+            RunOptions(output_dir=tmp_path / f"s{k}", backend_override="fake", shard=Shard(k, 2)),
+        )
+        for k in (1, 2)
+    ]
+    assert all(p.records for p in parts)
+    assert {r.shard for p in parts for r in p.records} == {"1/2", "2/2"}
+
+    def summary(records: list[Record], out: str) -> dict[str, object]:
+        model_summary = json.loads(
+            render_reports(records, tmp_path / out).paths["summary"].read_text()
+        )["models"][0]
+        return {k: model_summary[k] for k in ("mqs", "grade", "status", "gateways", "categories")}
+
+    merged = [r for p in parts for r in p.records]
+    # Each shard records G4 on its own outputs; every other record adds up exactly.
+    assert len([r for r in merged if r.gate != "G4-GARBAGE-001"]) == len(
+        [r for r in full.records if r.gate != "G4-GARBAGE-001"]
+    )
+    whole, together = summary(full.records, "whole"), summary(merged, "merged")
+    for key in ("mqs", "grade", "status", "categories"):
+        assert together[key] == whole[key], key
+    verdicts = [
+        {g["gateway"]: g["verdict"] for g in s["gateways"]}  # type: ignore[attr-defined]
+        for s in (whole, together)
+    ]
+    assert verdicts[0] == verdicts[1]

@@ -297,7 +297,12 @@ class _Run:
             outcome,
             f"{garbage} of {outputs} outputs are garbage ({rate:.1%}; allowed {limit:.0%})",
             ref,
-            metrics={"garbage_rate": rate, "garbage": float(garbage), "outputs": float(outputs)},
+            metrics={
+                "garbage_rate": rate,
+                "garbage": float(garbage),
+                "outputs": float(outputs),
+                "garbage_limit": limit,
+            },
         )
 
     def interrupt(self, signum: int, _frame: FrameType | None) -> None:
