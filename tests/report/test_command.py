@@ -71,7 +71,7 @@ def test_bad_input_is_reported_and_nothing_else_lost(tmp_path: Path) -> None:
         fh.write(json.dumps(good[2].to_json() | {"record_id": "cut"})[:40])  # killed mid-write
     empty = tmp_path / "empty.jsonl"
     empty.touch()
-    code, out, _ = _report(str(path), str(empty), "-o", str(tmp_path / "o"))
+    code, out, err = _report(str(path), str(empty), "-o", str(tmp_path / "o"))
     summary = json.loads((tmp_path / "o" / "summary.json").read_text("utf-8"))
     warnings = "\n".join(summary["warnings"])
     assert "truncated last line, skipped" in warnings
@@ -81,7 +81,8 @@ def test_bad_input_is_reported_and_nothing_else_lost(tmp_path: Path) -> None:
     (model,) = summary["models"]
     assert model["counts"]["total"] == len(good) + 1  # every good record plus the unknown one
     assert (model["mqs"], model["status"], code) == (1000, "Certified", 0)
-    assert "warning: " in out and "Q-NEW-001" in out
+    assert "apr-qa: warning: " in err and "truncated last line" in err and "Q-NEW-001" in err
+    assert "truncated last line" not in out  # warnings go to stderr, the verdict to stdout
 
 
 def test_only_an_empty_file_is_pending_and_fails(tmp_path: Path) -> None:

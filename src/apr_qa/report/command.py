@@ -56,9 +56,15 @@ def report_command(
             click.echo(f"apr-qa: error: {line}", err=True)
         sys.exit(int(exc.exit_code))
     quiet = bool(ctx.obj and ctx.obj.get("quiet"))
+    for warning in result.run.warnings if not quiet else ():
+        click.echo(f"apr-qa: warning: {warning}", err=True)
     if not quiet:
         text = verdict_text(
-            result.run, fail_below=grade, reports=result.paths, color=sys.stdout.isatty()
+            result.run,
+            fail_below=grade,
+            reports=result.paths,
+            color=sys.stdout.isatty(),
+            warnings=False,
         )
         click.echo(text)
     sys.exit(result.exit_code)

@@ -29,8 +29,10 @@ def verdict_text(
     fail_below: str = "C",
     reports: Mapping[str, Path] | None = None,
     color: bool = False,
+    warnings: bool = True,
 ) -> str:
-    """The verdict as plain lines (ANSI colour only when ``color``)."""
+    """The verdict as plain lines (ANSI colour only when ``color``); ``warnings=False``
+    leaves the evidence warnings out, for a caller that prints them on stderr."""
 
     def style(text: str, **kw: object) -> str:
         return click.style(text, **kw) if color else text  # type: ignore[arg-type]
@@ -64,7 +66,7 @@ def verdict_text(
             )
         if len(m.failures) > TOP_FAILURES_SHOWN:
             lines.append(f"  … {len(m.failures) - TOP_FAILURES_SHOWN} more failures in the reports")
-    for warning in run.warnings:
+    for warning in run.warnings if warnings else ():
         lines.append(style(f"warning: {warning}", fg="yellow"))
     ok = run.passes(fail_below)
     lines.append(
