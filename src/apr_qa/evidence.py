@@ -32,6 +32,7 @@ __all__ = [
     "ReadResult",
     "Record",
     "ScenarioInfo",
+    "cell_name",
     "host_info",
     "now_utc",
     "read_evidence",
@@ -50,6 +51,15 @@ class Outcome(StrEnum):
     SKIPPED = "skipped"
     TIMEOUT = "timeout"
     CRASHED = "crashed"
+
+
+def cell_name(model: str, *coordinates: str | None) -> str:
+    """``model.format.quant.backend.modality``, stopping where the coordinates stop
+    (an artifact check is ``model.format.quant``, a model check ``model``)."""
+    parts = [model, *coordinates]
+    while len(parts) > 1 and parts[-1] is None:
+        parts.pop()
+    return ".".join(p or "-" for p in parts)
 
 
 @dataclass(frozen=True)
@@ -100,10 +110,7 @@ class Record:
         Checks of a whole artifact (G0) or model (G4) stop where their
         coordinates stop: ``model.format.quant`` or ``model``.
         """
-        parts = [self.model, self.format, self.quantization, self.backend, self.modality]
-        while len(parts) > 1 and parts[-1] is None:
-            parts.pop()
-        return ".".join(p or "-" for p in parts)
+        return cell_name(self.model, self.format, self.quantization, self.backend, self.modality)
 
     def to_json(self) -> dict[str, Any]:
         """The record as a JSON-safe mapping, output bounded."""

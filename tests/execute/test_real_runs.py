@@ -270,3 +270,21 @@ def test_same_playbook_and_seed_give_identical_verdicts_on_real_runtimes(tmp_pat
     assert first == second
     assert len(first) > 40
     assert {v[3] for v in first} >= {"corroborated", "falsified"}  # generated scenarios break it
+
+
+def test_a_missing_gguf_quantization_is_converted_and_recorded(tmp_path: Path) -> None:
+    root = fixture_path("tiny-llama")
+    assert not list(root.glob("*q5_0*.gguf"))  # not committed: the converter must produce it
+    book = _playbook(
+        tmp_path,
+        "conv",
+        root,
+        "gguf",
+        ["q5_0"],
+        _scenarios("tiny-llama", per_kind=1),
+        modalities="[run]",
+    )
+    records = _run(tmp_path, book, workers=1)
+    (converted,) = [r for r in records if r.gate == "G0-FORMAT-GGUF-001"]
+    assert converted.outcome is Outcome.CORROBORATED and converted.quantization == "q5_0"
+    assert [r.outcome for r in records if r.gate == "G1-LOAD-001"] == [Outcome.CORROBORATED]

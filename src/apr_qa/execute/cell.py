@@ -60,6 +60,7 @@ class CellJob:
     scenarios: Sequence[PlannedScenario]
     trust_remote_code: bool = False
     skip_reason: str | None = None
+    converted: bool = False  # produced by the reference converter (G0-FORMAT-GGUF-001)
 
     @property
     def id(self) -> str:

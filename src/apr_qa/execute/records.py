@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from apr_qa.evidence import Outcome, Record, ScenarioInfo, host_info, now_utc
+from apr_qa.evidence import Outcome, Record, ScenarioInfo, cell_name, host_info, now_utc
 from apr_qa.gates import lookup
 
 __all__ = ["CellRef", "RecordFactory"]
@@ -25,10 +25,7 @@ class CellRef:
     modality: str | None = None
 
     def __str__(self) -> str:
-        parts = [self.model, self.format, self.quantization, self.backend, self.modality]
-        while len(parts) > 1 and parts[-1] is None:
-            parts.pop()
-        return ".".join(p or "-" for p in parts)
+        return cell_name(self.model, self.format, self.quantization, self.backend, self.modality)
 
 
 class RecordFactory:

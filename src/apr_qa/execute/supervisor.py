@@ -162,7 +162,9 @@ class _Run:
         scenarios = list(cell.scenarios())
         kind = self.options.backend_override or BACKEND_OF_FORMAT.get(cell.format, "-")
 
-        def job(quant: str, path: str = "-", skip: str | None = None) -> CellJob:
+        def job(
+            quant: str, path: str = "-", skip: str | None = None, converted: bool = False
+        ) -> CellJob:
             ref = CellRef(playbook.model.id, cell.format, quant, cell.backend, cell.modality)
             return CellJob(
                 playbook=playbook,
@@ -173,6 +175,7 @@ class _Run:
                 scenarios=scenarios,
                 trust_remote_code=trust,
                 skip_reason=skip,
+                converted=converted,
             )
 
         if cell.format == "apr":
@@ -211,14 +214,16 @@ class _Run:
             yield job(cell.quantization, skip="not run: the artifact is missing")
             return
         for artifact in artifacts:
-            yield job(artifact.quantization, str(artifact.path))
+            yield job(
+                artifact.quantization, str(artifact.path), converted=artifact.origin == "converted"
+            )
 
     def preflight(self, playbook: Playbook, job: CellJob) -> None:
         """G0 on one artifact, once; a converted GGUF is recorded as G0-FORMAT-GGUF-001."""
         ref = CellRef(job.cell.model, job.cell.format, job.cell.quantization)
         if self.options.backend_override is not None:
             return
-        if "artifacts" in Path(job.path).parts and job.cell.format == "gguf":
+        if job.converted:
             self.record(
                 playbook,
                 "G0-FORMAT-GGUF-001",
