@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-from apr_qa.evidence import Outcome, Record, read_evidence, record_schema
+from apr_qa.evidence import HaltKind, Outcome, Record, read_evidence, record_schema
 from apr_qa.execute import RunOptions, execute
 from apr_qa.playbook import load_playbook
 
@@ -75,14 +75,18 @@ def _by(records: list[Record], gate: str) -> list[Record]:
 
 
 def _worker_processes() -> list[int]:
+    """Worker processes this test process started and that are still alive (other
+    runs on the machine are not ours to count)."""
     pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 cmdline = (entry / "cmdline").read_bytes()
+                stat = (entry / "stat").read_text()
             except OSError:
                 continue
-            if b"apr_qa.execute.worker" in cmdline:
+            parent = int(stat.rsplit(")", 1)[1].split()[1])
+            if b"apr_qa.execute.worker" in cmdline and parent == os.getpid():
                 pids.append(int(entry.name))
     return pids
 
@@ -145,7 +149,7 @@ def test_hanging_worker_times_out_within_deadline_and_restarts(tmp_path: Path) -
         tmp_path, _playbook(tmp_path, model, scenarios, modalities="[run]", timeout_ms=1500)
     )
     elapsed = time.monotonic() - started
-    (timeout,) = [r for r in records if r.outcome is Outcome.TIMEOUT]
+    (timeout,) = [r for r in records if r.outcome is Outcome.TIMEOUT and r.gate == "F-A1-001"]
     assert timeout.scenario is not None and timeout.scenario.name == "hang"
     assert 1.5 <= timeout.metrics["waited_s"] <= 1.5 + 2.0  # killed at the deadline, not later
     (after,) = [
@@ -165,9 +169,7 @@ def test_load_failure_stops_the_line_under_stop_on_p0(tmp_path: Path) -> None:
     g1 = _by(records, "G1-LOAD-001")
     assert g1[0].outcome is Outcome.FALSIFIED and "corrupt tensor data" in g1[0].reason
     halted = [
-        r
-        for r in records
-        if r.outcome is Outcome.SKIPPED and r.reason.startswith("halted: stop-on-p0")
+        r for r in records if r.outcome is Outcome.SKIPPED and r.halted is HaltKind.STOP_ON_P0
     ]
     assert len(halted) == 3  # the whole second cell
     assert "G1-LOAD-001" in halted[0].reason
@@ -177,14 +179,14 @@ def test_collect_all_runs_every_cell_after_a_gateway_failure(tmp_path: Path) -> 
     model = _fake_model(tmp_path, fail_load="corrupt tensor data")
     records = _run(tmp_path, _playbook(tmp_path, model, GOOD, policy="collect-all"))
     assert [r.outcome for r in _by(records, "G1-LOAD-001")] == [Outcome.FALSIFIED] * 2
-    assert not any(r.reason.startswith("halted") for r in records)
+    assert not any(r.halted for r in records)
 
 
 def test_fail_fast_stops_at_the_first_failure(tmp_path: Path) -> None:
     model = tmp_path / "m.json"
     model.write_text(json.dumps({"answers": {**ANSWERS, "What is 2 + 2?": "5"}}))
     records = _run(tmp_path, _playbook(tmp_path, model, GOOD, policy="fail-fast"))
-    halted = [r for r in records if r.reason.startswith("halted: fail-fast")]
+    halted = [r for r in records if r.halted is HaltKind.FAIL_FAST]
     assert len(halted) == 2 + 3  # the rest of the first cell and all of the second
     assert sum(r.outcome is Outcome.FALSIFIED for r in records) == 1
 
@@ -351,3 +353,101 @@ def test_sharded_runs_merge_into_the_unsharded_verdict(tmp_path: Path) -> None:
         for s in (whole, together)
     ]
     assert verdicts[0] == verdicts[1]
+
+
+# -- G2 asks the cell's own prompts; checks that cannot be corroborated by silence ----------
+
+
+def _gate_records(records: list[Record], gate: str) -> list[Record]:
+    return [r for r in records if r.gate == gate]
+
+
+def test_g2_probes_with_the_cells_own_scenarios_not_a_fixed_question(tmp_path: Path) -> None:
+    # Trained on another prompt form: silent on the built-in probes, fluent on its own.
+    model = tmp_path / "m.json"
+    model.write_text(json.dumps({"answers": {"Question: 3 * 4\nAnswer:": " 12"}, "default": ""}))
+    scenarios = (
+        '  - {name: mul, prompt: "Question: 3 * 4\\nAnswer:", oracle: arithmetic, expected: 12}\n'
+    )
+    records = _run(tmp_path, _playbook(tmp_path, model, scenarios, modalities="[run]"))
+    (g2,) = _gate_records(records, "G2-INFER-001")
+    assert g2.outcome is Outcome.CORROBORATED
+    assert "the cell's first explicit scenarios" in g2.reason
+    assert g2.scenario is not None and g2.scenario.prompt == "Question: 3 * 4\nAnswer:"
+
+
+def test_g2_uses_the_playbooks_own_probe_when_given(tmp_path: Path) -> None:
+    model = tmp_path / "m.json"
+    model.write_text(json.dumps({"answers": {"### Q: hi\n### A:": " hello"}, "default": ""}))
+    book = _playbook(tmp_path, model, GOOD, modalities="[run]")
+    book.write_text(book.read_text() + 'gates: {g2_probe: ["### Q: hi\\n### A:"]}\n')
+    (g2,) = _gate_records(_run(tmp_path, book), "G2-INFER-001")
+    assert g2.outcome is Outcome.CORROBORATED and "gates.g2_probe" in g2.reason
+
+
+def test_g2_is_falsified_listing_every_probe_tried_when_all_are_blank(tmp_path: Path) -> None:
+    model = tmp_path / "m.json"
+    model.write_text(json.dumps({"answers": {}, "default": "   "}))
+    records = _run(tmp_path, _playbook(tmp_path, model, GOOD, modalities="[run]"))
+    (g2,) = _gate_records(records, "G2-INFER-001")
+    assert g2.outcome is Outcome.FALSIFIED
+    assert g2.reason.startswith("no probe yielded text (3 from the cell's first explicit")
+    for prompt in ("What is 2 + 2?", "What is 3 + 5?", "Say hello."):
+        assert prompt in g2.reason
+
+
+def test_g2_falls_back_to_the_builtin_probes_without_explicit_scenarios(tmp_path: Path) -> None:
+    model = tmp_path / "m.json"
+    model.write_text(json.dumps({"answers": {"Once upon a time,": " there was"}, "default": ""}))
+    book = _playbook(tmp_path, model, "  []\n", modalities="[run]", count=2)
+    (g2,) = _gate_records(_run(tmp_path, book), "G2-INFER-001")
+    assert g2.outcome is Outcome.CORROBORATED and "built-in probes" in g2.reason
+    assert "probe 2 of 3" in g2.reason  # the first built-in probe came back blank
+
+
+def test_a_model_that_always_answers_nothing_corroborates_no_output_check(
+    tmp_path: Path,
+) -> None:
+    model = tmp_path / "m.json"
+    model.write_text(json.dumps({"answers": {}, "default": ""}))
+    book = _playbook(tmp_path, model, GOOD, count=40)
+    records = _run(tmp_path, book)
+    # Loading and not crashing are facts about the runtime; everything that judges
+    # an output must not hold for silence.
+    judged = [r for r in records if r.gate not in ("G1-LOAD-001", "G3-CRASH-001", "G3-HANG-001")]
+    assert judged
+    corroborated = [r for r in judged if r.outcome is Outcome.CORROBORATED]
+    assert corroborated == [], [
+        (r.gate, r.scenario and r.scenario.name, r.reason) for r in corroborated
+    ]
+    determinism = _gate_records(records, "F-STAB-DET-001")
+    assert determinism and {r.outcome for r in determinism} == {Outcome.SKIPPED}
+
+
+def test_determinism_falsified_by_nondeterministic_model(tmp_path: Path) -> None:
+    model = _fake_model(tmp_path, nondeterministic=True, default="Steady.")
+    records = _run(tmp_path, _playbook(tmp_path, model, GOOD, modalities="[run]", count=30))
+    determinism = _gate_records(records, "F-STAB-DET-001")
+    assert determinism
+    assert {r.outcome for r in determinism} == {Outcome.FALSIFIED}
+    assert "generations differ" in determinism[0].reason
+
+
+def test_determinism_corroborated_by_a_deterministic_model(tmp_path: Path) -> None:
+    model = _fake_model(tmp_path, default="Steady.")
+    records = _run(tmp_path, _playbook(tmp_path, model, GOOD, modalities="[run]", count=30))
+    determinism = _gate_records(records, "F-STAB-DET-001")
+    assert determinism and {r.outcome for r in determinism} == {Outcome.CORROBORATED}
+
+
+def test_every_record_has_a_stable_key_and_a_hash_of_its_output(tmp_path: Path) -> None:
+    book = _playbook(tmp_path, _fake_model(tmp_path), GOOD, count=6)
+    first = _run(tmp_path, book)
+    second = _run(tmp_path, book)
+    assert [r.key for r in first] != [] and len({r.key for r in first}) == len(first)
+    assert sorted(r.key for r in first) == sorted(r.key for r in second)
+    assert {r.run_id for r in first} != {r.run_id for r in second}
+    for record in first:
+        if record.output is not None:
+            assert record.output_chars == len(record.output)
+            assert record.output_sha256 is not None and len(record.output_sha256) == 64

@@ -73,13 +73,22 @@ class Artifact:
     note: str = ""
 
 
+MissingWhy = Literal["not-found", "conversion-failed", "conversion-disabled"]
+
+
 @dataclass(frozen=True)
 class MissingArtifact:
-    """A requested artifact that could not be found or produced, and why."""
+    """A requested artifact that could not be found or produced, and why.
+
+    ``why`` tells a defect (``conversion-failed``: the checkpoint did not convert)
+    from an absence (``not-found``) and from the caller's choice
+    (``conversion-disabled``: ``--no-convert``).
+    """
 
     format: str
     quantization: str
     reason: str
+    why: MissingWhy = "not-found"
 
 
 @dataclass(frozen=True)
@@ -310,7 +319,15 @@ class _Resolver:
                 if isinstance(artifact_or_reason, Artifact):
                     found.append(artifact_or_reason)
                 else:
-                    lost.append(MissingArtifact("gguf", quant, artifact_or_reason))
+                    why: MissingWhy = (
+                        "conversion-failed"
+                        if "conversion failed" in artifact_or_reason
+                        else "not-found"
+                    )
+                    lost.append(MissingArtifact("gguf", quant, artifact_or_reason, why))
+            elif self.checkpoint is not None:
+                reason = f"{reason}; not converted (conversion disabled)"
+                lost.append(MissingArtifact("gguf", quant, reason, "conversion-disabled"))
             else:
                 lost.append(MissingArtifact("gguf", quant, reason))
         return found, lost

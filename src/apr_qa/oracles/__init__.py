@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from apr_qa.errors import UsageError
+from apr_qa.evidence import Outcome, decide
 
 __all__ = [
     "Oracle",
@@ -38,16 +39,23 @@ class Verdict:
     ``reason`` is one human line saying what was checked and what was seen;
     ``details`` holds JSON-safe facts (the rule that fired, the values compared).
     ``skipped`` means there was nothing to compare; a skipped verdict is never passed.
+    ``timed_out`` means the judgment ran past its bound: recorded as a timeout.
     """
 
     passed: bool
     reason: str
     details: Mapping[str, object] = field(default_factory=dict)
     skipped: bool = False
+    timed_out: bool = False
 
     def __post_init__(self) -> None:
-        if self.skipped and self.passed:
-            raise ValueError("a skipped verdict cannot be passed")
+        if (self.skipped or self.timed_out) and self.passed:
+            raise ValueError("a skipped or timed-out verdict cannot be passed")
+
+    @property
+    def outcome(self) -> Outcome:
+        """The evidence outcome (:func:`apr_qa.evidence.decide`, the one rule)."""
+        return decide(None if self.skipped else self.passed, timed_out=self.timed_out)
 
     @classmethod
     def ok(cls, reason: str, **details: object) -> Verdict:
@@ -63,6 +71,11 @@ class Verdict:
     def skip(cls, reason: str, **details: object) -> Verdict:
         """Nothing could be compared; says why."""
         return cls(False, reason, details, skipped=True)
+
+    @classmethod
+    def timeout(cls, reason: str, **details: object) -> Verdict:
+        """The judgment ran past its time bound; never a pass."""
+        return cls(False, reason, details, timed_out=True)
 
 
 class Oracle(Protocol):

@@ -5,15 +5,19 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from apr_qa.errors import PlaybookError, Problem
 from apr_qa.playbook.model import (
     DEFAULT_FORMATS,
     DEFAULT_GGUF_QUANT,
     EMPTY,
+    Device,
+    FailurePolicy,
+    Format,
     Gates,
     Matrix,
+    Modality,
     ModelSpec,
     OracleSpec,
     Playbook,
@@ -84,7 +88,14 @@ class _Builder:
             path = Path(raw["path"])
             if not path.is_absolute():
                 path = (self.source.path.parent / path).resolve()
-        model_id = repo or (path.name if path else None)
+        stands_in_for = None
+        if self.model_path is not None:
+            # Label results with the model actually tested, never the one it replaces.
+            stands_in_for, repo = repo, None
+            given = self.model_path
+            model_id: str | None = (given.stem if given.is_file() else given.name) or str(given)
+        else:
+            model_id = repo or (path.name if path else None)
         if model_id is None:
             self.problems.append(
                 self.source.problem(("model",), "model: give 'id', 'hf_repo' or 'path'")
@@ -93,6 +104,7 @@ class _Builder:
         expected = {k: v for k, v in raw.items() if k.startswith("expected_")}
         return ModelSpec(
             id=model_id,
+            stands_in_for=stands_in_for,
             hf_repo=repo,
             revision=raw.get("revision"),
             path=path,
@@ -111,9 +123,9 @@ class _Builder:
         quants = tm.get("quantizations") or model.get("quantizations") or (DEFAULT_GGUF_QUANT,)
         default_count = 0 if has_scenarios else DEFAULTS["scenario_count_without_scenarios"]
         return Matrix(
-            modalities=tuple(tm.get("modalities") or DEFAULTS["modalities"]),
-            backends=tuple(tm.get("backends") or DEFAULTS["backends"]),
-            formats=cast(Any, tuple(formats)),
+            modalities=tuple(Modality(m) for m in tm.get("modalities") or DEFAULTS["modalities"]),
+            backends=tuple(Device(b) for b in tm.get("backends") or DEFAULTS["backends"]),
+            formats=tuple(Format(f) for f in formats),
             quantizations=tuple(quants),
             scenario_count=int(tm.get("scenario_count", default_count)),
             seed=int(tm.get("seed", DEFAULTS["seed"])),
@@ -188,7 +200,9 @@ class _Builder:
                     max_tokens=raw.get("max_tokens"),
                     temperature=raw.get("temperature"),
                     timeout_ms=raw.get("timeout_ms"),
-                    modalities=tuple(raw["modalities"]) if raw.get("modalities") else None,
+                    modalities=tuple(Modality(m) for m in raw["modalities"])
+                    if raw.get("modalities")
+                    else None,
                     tags=tuple(raw.get("tags") or ()),
                 )
             )
@@ -203,8 +217,11 @@ class _Builder:
     def gates(self) -> Gates:
         raw: dict[str, Any] = self.data.get("gates") or {}
         rate = raw.get("g4_max_garbage_rate", Gates.g4_max_garbage_rate)
-        flags = {k: bool(v) for k, v in raw.items() if k != "g4_max_garbage_rate"}
-        return Gates(**flags, g4_max_garbage_rate=float(rate))
+        probe = raw.get("g2_probe") or ()
+        probes = (probe,) if isinstance(probe, str) else tuple(probe)
+        valued = ("g4_max_garbage_rate", "g2_probe")
+        flags = {k: bool(v) for k, v in raw.items() if k not in valued}
+        return Gates(**flags, g4_max_garbage_rate=float(rate), g2_probe=probes)
 
     def build(self) -> Playbook:
         model = self.model()
@@ -231,7 +248,7 @@ class _Builder:
             scenarios=scenarios,
             gates=self.gates(),
             oracles=oracles,
-            failure_policy=cast(Any, policy),
+            failure_policy=FailurePolicy(policy),
             falsification_gates=falsification,
             metadata=frozen_map(metadata),
             sections=frozen_map({k: self.data[k] for k in _SECTIONS if k in self.data}),
