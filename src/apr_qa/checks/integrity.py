@@ -72,10 +72,10 @@ def check_integrity(
     with reader:
         if reader.format == "gguf":
             config = ModelConfig.from_gguf(reader.metadata)
-            scan = _scan_values(reader, gguf_architecture(config.model_type))
+            scan = _scan_values(reader, config)
             return _gguf_findings(reader, config, scan, expected_shape)
         config = ModelConfig.from_hf(reader.config)
-        scan = _scan_values(reader, architecture(config.model_type))
+        scan = _scan_values(reader, config)
         return _safetensors_findings(reader, config, scan, expected_shape)
 
 
@@ -102,6 +102,7 @@ class _Scan:
 
     arch: Architecture
     fmt: ModelFormat
+    model_type: str | None
     scanned: int = 0
     skipped: list[str] = field(default_factory=list)  # not floating point or undecodable
     nonfinite: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (nan, inf)
@@ -132,8 +133,9 @@ class _Scan:
             self.norms.append(name)
 
 
-def _scan_values(reader: ModelReader, arch: Architecture) -> _Scan:
-    scan = _Scan(arch, reader.format)
+def _scan_values(reader: ModelReader, config: ModelConfig) -> _Scan:
+    choose = gguf_architecture if reader.format == "gguf" else architecture
+    scan = _Scan(choose(config.model_type), reader.format, config.model_type)
     infos = reader.tensor_infos()
     wanted = {
         info.name
@@ -205,7 +207,7 @@ def _zeros(scan: _Scan, left: str, coverage: dict[str, object]) -> Finding:
                 left,
                 f"{len(scan.unjudged)} norm weight(s) all 0 or all -1 not judged "
                 f"({', '.join(bounded(scan.unjudged, 3))}): model type "
-                f"{scan.arch.name or 'unknown'!r} is not in the architecture table, "
+                f"{scan.model_type!r} is not in the architecture table, "
                 "so whether it stores the scale or scale - 1 is unknown",
             )
             if part
