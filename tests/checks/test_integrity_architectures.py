@@ -20,12 +20,12 @@ import pytest
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
+from tests.conftest import REPO
 
 from apr_qa.checks.finding import Finding
 from apr_qa.checks.integrity import GATES, check_integrity
 from apr_qa.fixtures import FIXTURES_DIR, fixture_names
 from apr_qa.models.architectures import ARCHITECTURES, architecture
-from tests.conftest import REPO
 
 ARCH_DIR = REPO / "tests" / "fixtures" / "arch"
 # The architectures of the README's certification table: each must have a fixture.
@@ -283,7 +283,9 @@ def test_gemma2_untied_lm_head_is_compared_and_tied_default_holds(tmp_path: Path
         tensors["lm_head.weight"] = tensors["model.embed_tokens.weight"][:-8].clone()
 
     f = falsified(verdicts(broken_copy("gemma2", tmp_path, short_head)), "001")
-    assert f.reason == "lm_head.weight has shape (376, 32), expected (384, 32) (vocab 384, hidden 32)"
+    assert (
+        f.reason == "lm_head.weight has shape (376, 32), expected (384, 32) (vocab 384, hidden 32)"
+    )
     config = {"tie_word_embeddings": False}
     untied = broken_copy("gemma2", tmp_path / "untied", lambda t: None, config)
     f = falsified(verdicts(untied), "001")
