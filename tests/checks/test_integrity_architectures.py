@@ -290,3 +290,89 @@ def test_gemma2_untied_lm_head_is_compared_and_tied_default_holds(tmp_path: Path
     untied = broken_copy("gemma2", tmp_path / "untied", lambda t: None, config)
     f = falsified(verdicts(untied), "001")
     assert f.reason.startswith("missing tensor lm_head.weight")
+
+
+# --- the same layouts in GGUF -----------------------------------------------------------
+
+
+def gguf_of(
+    fixture: str, tmp_path: Path, edit: Callable[[str, torch.Tensor], torch.Tensor] | None = None
+) -> Path:
+    """The fixture written as llama.cpp's converter would: GGUF names from the table, and
+    Gemma's ``scale - 1`` norms stored as the scale. ``edit(gguf_name, data)`` breaks one."""
+    import gguf
+
+    from apr_qa.models.gguf_tokenizer import read_tokenizer
+
+    directory = FIXTURES[fixture]
+    config = json.loads((directory / "config.json").read_text())
+    arch = architecture(config["model_type"])
+    path = tmp_path / f"{fixture}.gguf"
+    writer = gguf.GGUFWriter(str(path), arch.gguf_arch)
+    sizes = {
+        "block_count": config["num_hidden_layers"],
+        "embedding_length": config["hidden_size"],
+        "feed_forward_length": config["intermediate_size"],
+        "attention.head_count": config["num_attention_heads"],
+        "attention.head_count_kv": config["num_key_value_heads"],
+        "context_length": config["max_position_embeddings"],
+    }
+    for key, value in sizes.items():
+        writer.add_uint32(f"{arch.gguf_arch}.{key}", value)
+    read_tokenizer(directory, config["vocab_size"]).write(writer)
+    offset = 1.0 if config["model_type"].startswith("gemma") else 0.0
+    for hf_name, data in load_file(directory / "model.safetensors").items():
+        name = arch.gguf_name(hf_name)
+        assert name is not None, hf_name
+        values = data.to(torch.float32)
+        if hf_name.endswith("norm.weight"):
+            values = values + offset
+        if edit is not None:
+            values = edit(name, values)
+        writer.add_tensor(name, values.numpy())
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+GGUF_FIXTURES = sorted(n for n in FIXTURES if FIXTURES[n].parent == ARCH_DIR)
+
+
+@pytest.mark.parametrize("name", GGUF_FIXTURES)
+def test_gguf_of_each_architecture_holds_every_g0_rule(name: str, tmp_path: Path) -> None:
+    v = verdicts(gguf_of(name, tmp_path))
+    for gate, f in v.items():
+        assert f.passed is True, (gate, f.reason)
+    # llama.cpp writes mistral as llama: the GGUF is read with llama's (equal) layout.
+    assert v["001"].details["layout"] == ("llama" if name == "mistral" else name)
+
+
+@pytest.mark.parametrize("name", ["gemma2", "mistral"])
+def test_gguf_norms_store_the_scale_so_zero_falsifies_003(name: str, tmp_path: Path) -> None:
+    # llama.cpp's converter adds Gemma's 1: in GGUF a zero norm is scale 0 for every
+    # architecture, and -1 is a (sign-flipping) working scale.
+    target = "blk.0.attn_norm.weight"
+
+    def fill(value: float) -> Callable[[str, torch.Tensor], torch.Tensor]:
+        return lambda n, d: torch.full_like(d, value) if n == target else d
+
+    v = verdicts(gguf_of(name, tmp_path, fill(0.0)))
+    assert v["003"].passed is False
+    assert (
+        v["003"].reason
+        == f"1 of {v['003'].details['scanned']} tensor(s) are entirely zero (a zeroed norm weight): {target}"
+    )
+    assert verdicts(gguf_of(name, tmp_path, fill(-1.0)))["003"].passed is True
+
+
+def test_gguf_phi3_ffn_up_must_hold_gate_and_up(tmp_path: Path) -> None:
+    def unfuse(name: str, data: torch.Tensor) -> torch.Tensor:
+        return data[:48].clone() if name == "blk.1.ffn_up.weight" else data
+
+    v = verdicts(gguf_of("phi3", tmp_path, unfuse))
+    assert v["001"].passed is False
+    assert v["001"].reason.startswith(
+        "blk.1.ffn_up.weight has shape (48, 32), expected (96, 32) (2 × intermediate 48, hidden 32)"
+    )
