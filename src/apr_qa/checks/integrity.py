@@ -4,8 +4,10 @@
 G0-INTEGRITY-001..005 (rules in docs/gates.md):
 
 - 001 the config agrees with the tensor shapes (:mod:`.integrity_shapes`);
-- 002 no tensor holds NaN or Inf, 003 no tensor is all zeros: one streamed pass
-  over the data, one tensor in memory at a time;
+- 002 no tensor holds NaN or Inf, 003 no tensor is all zeros (a norm weight read
+  as its architecture stores it: Gemma's ``scale - 1`` norms are broken at -1, not
+  at 0; see :mod:`apr_qa.models.architectures`): one streamed pass over the data,
+  one tensor in memory at a time;
 - 004 the tokenizer is present and loads (:mod:`.integrity_tokenizer`);
 - 005 a GGUF file's header and metadata are valid (skipped for safetensors).
 
