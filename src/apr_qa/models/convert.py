@@ -24,7 +24,14 @@ from typing import Any
 import numpy as np
 
 from apr_qa.errors import UsageError
-from apr_qa.models.architectures import ARCHITECTURES, Architecture
+from apr_qa.models.architectures import (
+    ARCHITECTURES,
+    ATTN_K,
+    ATTN_Q,
+    EMBED,
+    OUTPUT,
+    Architecture,
+)
 from apr_qa.models.config import CONFIG_FILE, ModelConfig
 from apr_qa.models.convert_kquant import K_QUANTS, quantize_with_llama_cpp
 from apr_qa.models.convert_source import SourceTensor, checkpoint_dir, list_tensors, read_tensor
@@ -225,7 +232,7 @@ def _plan(
             raise UsageError(
                 f"{tensor.file}: tensor {tensor.name} has no GGUF name for {arch.gguf_arch}"
             )
-        if name == "output.weight" and hp.tied:
+        if name == OUTPUT.name("gguf") and hp.tied:
             continue  # tied: llama.cpp reuses token_embd when output.weight is absent
         qtype = wanted
         if len(tensor.shape) < 2:
@@ -246,9 +253,9 @@ def _plan(
 
 def _check_shapes(src: Path, hp: _HParams, planned: list[_Planned]) -> None:
     shapes = {p.name: p.source.shape for p in planned}
-    expected = {"token_embd.weight": (hp.vocab_size, hp.hidden)}
+    expected = {EMBED.name("gguf"): (hp.vocab_size, hp.hidden)}
     if not hp.tied:
-        expected["output.weight"] = (hp.vocab_size, hp.hidden)
+        expected[OUTPUT.name("gguf")] = (hp.vocab_size, hp.hidden)
     for name, shape in expected.items():
         if name not in shapes:
             raise UsageError(f"{src}: checkpoint has no tensor for {name}")
@@ -295,9 +302,9 @@ def _convert_tensor(p: _Planned, hp: _HParams, permute: bool) -> np.ndarray[Any,
     import gguf
 
     data = read_tensor(p.source)
-    if permute and ".attn_q." in p.name:
+    if permute and f".{ATTN_Q.gguf}." in p.name:
         data = permute_qk(data, hp.heads)
-    elif permute and ".attn_k." in p.name:
+    elif permute and f".{ATTN_K.gguf}." in p.name:
         data = permute_qk(data, hp.kv_heads)
     return np.ascontiguousarray(gguf.quants.quantize(data, p.qtype))
 
