@@ -30,7 +30,16 @@ from typing import Literal
 
 __all__ = [
     "ARCHITECTURES",
+    "ATTN_K",
+    "ATTN_OUT",
+    "ATTN_Q",
+    "EMBED",
     "FALLBACK",
+    "FFN_DOWN",
+    "FFN_UP",
+    "LAYER_PREFIX",
+    "OUTPUT",
+    "OUTPUT_NORM",
     "Architecture",
     "Dims",
     "ModelFormat",
@@ -41,8 +50,8 @@ __all__ = [
 
 ModelFormat = Literal["safetensors", "gguf"]
 
-# Where each format puts a decoder layer's tensors.
 LAYER_PREFIX: Mapping[ModelFormat, str] = {"safetensors": "model.layers", "gguf": "blk"}
+"""Where each format puts a decoder layer's tensors (``model.layers.N.`` / ``blk.N.``)."""
 _SUFFIXES = (".weight", ".bias")
 
 
