@@ -15,7 +15,7 @@ import numpy as np
 
 from apr_qa.errors import EnvironmentProblem, UsageError
 
-__all__ = ["SourceTensor", "list_tensors", "read_config", "read_tensor"]
+__all__ = ["SourceTensor", "checkpoint_dir", "list_tensors", "read_tensor"]
 
 _INDEX = "model.safetensors.index.json"
 
@@ -30,22 +30,14 @@ class SourceTensor:
     dtype: str
 
 
-def read_config(src: Path) -> dict[str, Any]:
-    """Read ``config.json`` of checkpoint directory ``src``."""
+def checkpoint_dir(src: Path) -> Path:
+    """``src``, once it is known to be a directory (its config is read by
+    :class:`apr_qa.models.config.ModelConfig`)."""
     if not src.exists():
         raise EnvironmentProblem(f"{src}: no such checkpoint directory")
     if not src.is_dir():
         raise UsageError(f"{src}: expected a Hugging Face checkpoint directory, got a file")
-    path = src / "config.json"
-    if not path.is_file():
-        raise UsageError(f"{path}: missing; not a Hugging Face checkpoint")
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{path}: unreadable JSON: {exc}") from exc
-    if not isinstance(config, dict):
-        raise UsageError(f"{path}: expected a JSON object")
-    return config
+    return src
 
 
 def _weight_files(src: Path) -> list[Path]:
