@@ -308,12 +308,16 @@ def _llama(path: Path) -> Any:
 @pytest.mark.parametrize(("fixture", "name"), _cases_with("load_fails"))
 def test_load_fails(corpus: dict[str, Any], fixture: str, name: str) -> None:
     clean, mutant = _clean(fixture, name), _artifact(corpus, fixture, name)
+    # The clean artifact loads whole: its vocabulary is the checkpoint's config's.
+    vocab = json.loads((_fixture(fixture) / "config.json").read_text())["vocab_size"]
     if MUTANTS[name].base_format == "gguf":
-        assert _llama(clean) is not None
+        assert _llama(clean).n_vocab() == vocab
         with pytest.raises(ValueError, match="Failed to load model"):
             _llama(mutant)
     else:
-        assert _hf_load(clean) is not None
+        model, tokenizer = _hf_load(clean)
+        assert model.get_input_embeddings().weight.shape[0] == vocab
+        assert max(tokenizer("What is 2 + 3?")["input_ids"]) < vocab
         with pytest.raises((OSError, ValueError, RuntimeError, SafetensorError)):
             _hf_load(mutant)
 

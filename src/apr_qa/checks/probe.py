@@ -1,8 +1,8 @@
 """G2 basic inference: the cell's own prompts yield text.
 
 A probe in the model's own prompt form says more than a fixed question: a model
-trained on ``Question: ... Answer:`` may well answer a bare "What is 2 + 2?"
-with its end-of-text token, and that is no defect. So G2 asks, in order of
+trained on ``Question: ... Answer:`` may well answer a bare question with its
+end-of-text token, and that is no defect. So G2 asks, in order of
 preference, the playbook's ``gates.g2_probe`` prompts, else the cell's first
 explicit scenarios in the cell's modality, else the built-in probes; it holds
 when one of them yields non-blank text, and fails when every one comes back
@@ -33,13 +33,14 @@ MAX_PROBES = 3
 """At most this many explicit scenarios serve as probes (the playbook's own list is used whole)."""
 
 BUILTIN_PROBES: tuple[str, ...] = (
-    "The capital of France is",
     "Once upon a time,",
-    "What is 2 + 2?",
+    "The weather today is",
+    "Name three colors.",
 )
 """Used only when the playbook gives no probe and the cell has no explicit scenario:
-an open completion, a story opening and a question, so a base model and an
-instruction model each have something to continue."""
+a story opening, an open completion and a request, so a base model and an
+instruction model each have something to continue. None is a question any
+bundled fixture was trained on."""
 
 
 def _probe(name: str, text: str, modality: str) -> Instance:

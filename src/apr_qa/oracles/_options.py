@@ -74,6 +74,16 @@ def as_str(oracle: str, option: str, value: object) -> str:
     return value
 
 
+def as_choice(oracle: str, option: str, value: object, choices: tuple[str, ...]) -> str:
+    """A string that must be one of ``choices``."""
+    text = as_str(oracle, option, value)
+    if text not in choices:
+        raise UsageError(
+            f"oracle {oracle!r}: option {option!r} must be one of {', '.join(choices)}, got {text!r}"
+        )
+    return text
+
+
 def as_str_list(oracle: str, option: str, value: object) -> list[str]:
     """A list of strings; a single string counts as a list of one."""
     if isinstance(value, str):

@@ -2,7 +2,10 @@
 
 Shared options: ``value`` or ``values`` (strings), ``case_sensitive`` (default
 true; false compares case-folded text), ``strip`` (default true: leading and
-trailing whitespace of the output is ignored).
+trailing whitespace of the output is ignored). A scenario's ``expected`` may give
+the value of ``contains``, ``exact``, ``starts_with`` and the pattern of ``regex``
+(see :func:`apr_qa.oracles.with_expected`); ``not_contains`` takes none, since
+what must not appear is not what is expected.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ __all__ = [
     "starts_with",
 ]
 
+# The options a scenario's ``expected`` stands for (singular first).
+_ANSWER = ("value", "values")
 # A regex reads at most this much output: polynomial backtracking stays bounded.
 DEFAULT_REGEX_MAX_CHARS = 10_000
 
@@ -64,7 +69,11 @@ class TextMatch:
 def _values(name: str, value: object, values: object) -> tuple[str, ...]:
     found = one_or_many(name, ("value", value), ("values", values))
     if found is None:
-        raise UsageError(f"oracle {name!r}: needs 'value' or 'values'")
+        if name == "not_contains":
+            needs = "'value' or 'values' (what must not appear; a scenario's 'expected' is not)"
+        else:
+            needs = "'value', 'values' or the scenario's 'expected'"
+        raise UsageError(f"oracle {name!r}: needs {needs}")
     return tuple(found)
 
 
@@ -85,7 +94,7 @@ def _build(
     )
 
 
-@register("contains")
+@register("contains", answer=_ANSWER)
 def contains(
     *,
     value: object = None,
@@ -128,7 +137,7 @@ def not_contains(
     return _build("not_contains", test, value, values, case_sensitive, strip)
 
 
-@register("exact")
+@register("exact", answer=_ANSWER)
 def exact(
     *,
     value: object = None,
@@ -146,7 +155,7 @@ def exact(
     return _build("exact", test, value, values, case_sensitive, strip)
 
 
-@register("starts_with")
+@register("starts_with", answer=_ANSWER)
 def starts_with(
     *,
     value: object = None,
@@ -249,7 +258,7 @@ class Regex:
         )
 
 
-@register("regex")
+@register("regex", answer=("pattern", "value"))
 def regex(
     *,
     pattern: object = None,
@@ -262,7 +271,7 @@ def regex(
     """Pass when ``pattern`` (alias ``value``) is found in the output (``fullmatch``: is it)."""
     found = one_or_many("regex", ("pattern", pattern), ("value", value))
     if found is None:
-        raise UsageError("oracle 'regex': needs 'pattern'")
+        raise UsageError("oracle 'regex': needs 'pattern' or the scenario's 'expected'")
     source = found[0]
     flags = 0 if as_bool("regex", "case_sensitive", case_sensitive) else re.IGNORECASE
     try:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from apr_qa.errors import PlaybookError, Problem
+from apr_qa.errors import PlaybookError, Problem, UsageError
 from apr_qa.playbook.model import (
     DEFAULT_FORMATS,
     DEFAULT_GGUF_QUANT,
@@ -134,7 +134,10 @@ class _Builder:
             temperature=float(tm.get("temperature", DEFAULTS["temperature"])),
         )
 
-    def oracle(self, raw: Any, extra: Mapping[str, Any], at: Path_) -> OracleSpec | None:
+    def oracle(
+        self, raw: Any, extra: Mapping[str, Any], at: Path_, expected: Any = None
+    ) -> OracleSpec | None:
+        """The oracle spec at ``at``; a scenario's ``expected`` (at ``at``'s sibling) may be its answer."""
         if raw is None:
             return None
         if isinstance(raw, str):
@@ -148,6 +151,12 @@ class _Builder:
                 self.problems.append(
                     self.source.problem(at, "oracle: give 'type' (the oracle name)")
                 )
+                return None
+        if expected is not None:
+            try:
+                options = _with_expected(name, options, expected)
+            except UsageError as exc:
+                self.problems.append(self.source.problem((*at[:-1], "expected"), str(exc)))
                 return None
         spec = OracleSpec(name, frozen_map(options))
         for message in _oracle_problems(spec):
@@ -195,7 +204,9 @@ class _Builder:
                     prompt=prompt,
                     messages=tuple(frozen_map(m) for m in messages) if messages else None,
                     system=raw.get("system"),
-                    oracle=self.oracle(raw.get("oracle"), extra, (*at, "oracle")),
+                    oracle=self.oracle(
+                        raw.get("oracle"), extra, (*at, "oracle"), raw.get("expected")
+                    ),
                     expected=raw.get("expected"),
                     max_tokens=raw.get("max_tokens"),
                     temperature=raw.get("temperature"),
@@ -254,6 +265,12 @@ class _Builder:
             sections=frozen_map({k: self.data[k] for k in _SECTIONS if k in self.data}),
             source=SourceRef(str(self.source.path), 1, 1),
         )
+
+
+def _with_expected(name: str, options: dict[str, Any], expected: Any) -> dict[str, Any]:
+    from apr_qa import oracles
+
+    return oracles.with_expected(name, options, expected)
 
 
 def _oracle_problems(spec: OracleSpec) -> list[str]:
