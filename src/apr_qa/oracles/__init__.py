@@ -6,7 +6,8 @@ of this package; a user extends the set with :func:`register`. A playbook names 
 oracle and its options; :func:`validate_spec` checks that pair before any model
 runs, and :func:`create` builds the oracle (raising :class:`UsageError`).
 
-A verdict that compared nothing is ``skipped`` with a reason, never ``passed``.
+A verdict that compared nothing is ``skipped`` with a reason, never ``passed``;
+a judgment that ran past its time bound is ``timed_out``, never ``passed``.
 """
 
 from __future__ import annotations
@@ -38,16 +39,22 @@ class Verdict:
     ``reason`` is one human line saying what was checked and what was seen;
     ``details`` holds JSON-safe facts (the rule that fired, the values compared).
     ``skipped`` means there was nothing to compare; a skipped verdict is never passed.
+    ``timed_out`` means the judgment ran past its time bound (a regex that
+    backtracks for ever); it decided nothing, is never passed, and is recorded
+    as the ``timeout`` outcome.
     """
 
     passed: bool
     reason: str
     details: Mapping[str, object] = field(default_factory=dict)
     skipped: bool = False
+    timed_out: bool = False
 
     def __post_init__(self) -> None:
         if self.skipped and self.passed:
             raise ValueError("a skipped verdict cannot be passed")
+        if self.timed_out and (self.passed or self.skipped):
+            raise ValueError("a timed-out verdict is neither passed nor skipped")
 
     @classmethod
     def ok(cls, reason: str, **details: object) -> Verdict:
@@ -63,6 +70,11 @@ class Verdict:
     def skip(cls, reason: str, **details: object) -> Verdict:
         """Nothing could be compared; says why."""
         return cls(False, reason, details, skipped=True)
+
+    @classmethod
+    def timeout(cls, reason: str, **details: object) -> Verdict:
+        """The judgment ran past its time bound; says which bound and on what."""
+        return cls(False, reason, details, timed_out=True)
 
 
 class Oracle(Protocol):
@@ -141,13 +153,22 @@ def create(name: str, options: Mapping[str, object] | None = None) -> Oracle:
     return factory(**opts)
 
 
-def validate_spec(name: str, options: Mapping[str, object] | None = None) -> list[str]:
-    """The problems with oracle ``name`` and ``options``; empty when it would build."""
+def validate_spec(
+    name: str, options: Mapping[str, object] | None = None, *, expected: object = None
+) -> list[str]:
+    """The problems with oracle ``name`` and ``options``; empty when it would build.
+
+    With ``expected`` (a scenario's expected value), an oracle that reads it and
+    has a ``check_expected(expected) -> str | None`` method also says whether it
+    can use that value, so a scenario it would skip at run time is refused now.
+    """
     try:
-        create(name, options)
+        oracle = create(name, options)
     except UsageError as exc:
         return [str(exc)]
-    return []
+    check = getattr(oracle, "check_expected", None)
+    problem = check(expected) if expected is not None and check is not None else None
+    return [problem] if isinstance(problem, str) else []
 
 
 def parse_spec(spec: object) -> tuple[str, dict[str, object]]:
