@@ -69,9 +69,11 @@ def compile_pattern(source: str, *, ignore_case: bool = False) -> Pattern:
 
 
 def search(
-    pattern: Pattern, text: str, *, fullmatch: bool = False, timeout: float = MATCH_TIMEOUT_S
+    pattern: Pattern, text: str, *, fullmatch: bool = False, timeout: float | None = None
 ) -> Any:
-    """``pattern.search`` (or ``fullmatch``) under ``timeout`` seconds; raises RegexTimeout."""
+    """``pattern.search`` (or ``fullmatch``) under ``timeout`` seconds (default
+    MATCH_TIMEOUT_S, read at each call); raises RegexTimeout when it runs out."""
+    timeout = MATCH_TIMEOUT_S if timeout is None else timeout
     try:
         if fullmatch:
             return pattern.fullmatch(text, timeout=timeout)

@@ -17,7 +17,6 @@ from apr_qa.errors import UsageError
 from apr_qa.oracles import Verdict, register
 from apr_qa.oracles._options import as_bool, as_int, as_str, one_or_many
 from apr_qa.oracles._regex import (
-    MATCH_TIMEOUT_S,
     Pattern,
     RegexTimeout,
     catastrophic_input,
@@ -230,15 +229,15 @@ def _wildcard_repeats(items: Any) -> int:
 class Regex:
     """Searches (or fully matches) a compiled pattern in the first ``max_chars`` of output.
 
-    Each search runs under ``timeout_s`` (the ``regex`` package's own timeout); a
-    search that runs out is a ``timeout`` verdict, never a pass.
+    Each search runs under ``timeout_s`` (default ``MATCH_TIMEOUT_S``; the ``regex``
+    package's own timeout); a search that runs out is a ``timeout`` verdict, never a pass.
     """
 
     pattern: Pattern
     fullmatch: bool
     strip: bool
     max_chars: int
-    timeout_s: float = MATCH_TIMEOUT_S
+    timeout_s: float | None = None
 
     def __call__(
         self, output: str, *, prompt: str | None = None, expected: object | None = None
@@ -256,12 +255,12 @@ class Regex:
         }
         try:
             match = search(self.pattern, text, fullmatch=self.fullmatch, timeout=self.timeout_s)
-        except RegexTimeout:
+        except RegexTimeout as exc:
             return Verdict.timeout(
                 f"regex: {_shown(self.pattern.pattern)} did not finish on {len(text)} chars "
-                f"within {self.timeout_s:g} s (catastrophic backtracking){note}",
+                f"within {exc.seconds:g} s (catastrophic backtracking){note}",
                 **facts,
-                timeout_s=self.timeout_s,
+                timeout_s=exc.seconds,
             )
         if match is None:
             return Verdict.fail(
