@@ -74,9 +74,21 @@ def cli(ctx: click.Context, verbose: int, quiet: int) -> None:
 _playbooks_arg = click.argument(
     "playbooks", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False)
 )
+
+
+def _model_path(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """Refuse a --model-path that exists but is neither a file nor a directory (/dev/null)."""
+    if value is not None and value.exists() and not (value.is_file() or value.is_dir()):
+        raise click.BadParameter(
+            f"{value} is a special file (device, FIFO or socket), not a model file or directory"
+        )
+    return value
+
+
 _model_path_opt = click.option(
     "--model-path",
     type=click.Path(path_type=Path),
+    callback=_model_path,
     help="Use this model (directory or file) instead of, or in the absence of, the playbook's.",
 )
 
@@ -297,9 +309,14 @@ def run(
 @_guarded
 def convert(src: Path, dst: Path, quant: str) -> None:
     """Convert a Hugging Face checkpoint SRC to GGUF file DST (reference converter)."""
+    from apr_qa.errors import EnvironmentProblem
     from apr_qa.models.convert import convert as run_convert
 
-    out = run_convert(src, dst, quant)
+    try:
+        out = run_convert(src, dst, quant)
+    except OSError as exc:  # a full disk, a read-only directory: the machine, not the input
+        where = exc.filename or dst
+        raise EnvironmentProblem(f"{where}: {exc.strerror or exc}") from None
     click.echo(f"wrote {out}")
 
 

@@ -23,11 +23,13 @@ from importlib import metadata, resources
 from pathlib import Path
 from typing import IO, Any
 
+from apr_qa.bounded import NestingTooDeep, loads_bounded
 from apr_qa.errors import UsageError
 from apr_qa.gates import Category, Severity
 
 __all__ = [
     "MAX_OUTPUT_CHARS",
+    "MAX_RECORD_BYTES",
     "SCHEMA_VERSION",
     "EvidenceWriter",
     "HaltKind",
@@ -49,6 +51,9 @@ SCHEMA_VERSION = 2
 """Version 2 added ``key``, ``halted``, ``output_chars``, ``output_sha256`` and
 ``scenario.id``; version 1 records still read (their key is derived on reading)."""
 MAX_OUTPUT_CHARS = 4096
+# One record line, read bounded: outputs are cut at MAX_OUTPUT_CHARS, but prompts
+# (the very-long edge cases) and reasons are not, so leave room far above them.
+MAX_RECORD_BYTES = 8 * 1024 * 1024
 
 
 class Outcome(StrEnum):
@@ -304,10 +309,19 @@ class ReadResult:
     warnings: list[str]
 
 
-def _iter_lines(path: Path) -> Iterator[tuple[int, str, bool]]:
-    with path.open("r", encoding="utf-8", errors="replace") as fh:
-        for number, line in enumerate(fh, start=1):
-            yield number, line, line.endswith("\n")
+def _iter_lines(path: Path) -> Iterator[tuple[int, str | None, bool]]:
+    """``(line number, text, complete)``; text is None for a line over MAX_RECORD_BYTES,
+    which is read past in bounded chunks, never held whole."""
+    with path.open("rb") as fh:
+        number = 0
+        while raw := fh.readline(MAX_RECORD_BYTES + 1):
+            number += 1
+            if len(raw) > MAX_RECORD_BYTES and not raw.endswith(b"\n"):
+                while (rest := fh.readline(MAX_RECORD_BYTES)) and not rest.endswith(b"\n"):
+                    pass
+                yield number, None, True
+                continue
+            yield number, raw.decode("utf-8", errors="replace"), raw.endswith(b"\n")
 
 
 def read_evidence(paths: Iterable[Path]) -> ReadResult:
@@ -327,11 +341,17 @@ def read_evidence(paths: Iterable[Path]) -> ReadResult:
             raise UsageError(f"{path}: evidence file not found")
         seen = 0
         for number, line, complete in _iter_lines(path):
+            where = f"{path}:{number}"
+            if line is None:
+                warnings.append(f"{where}: line longer than {MAX_RECORD_BYTES} bytes, skipped")
+                continue
             if not line.strip():
                 continue
-            where = f"{path}:{number}"
             try:
-                data = json.loads(line)
+                data = loads_bounded(line)
+            except NestingTooDeep as exc:
+                warnings.append(f"{where}: {exc}, skipped")
+                continue
             except json.JSONDecodeError:
                 kind = "truncated last line" if not complete else "not JSON"
                 warnings.append(f"{where}: {kind}, skipped")

@@ -89,6 +89,14 @@ def convert_with_report(src: Path, dst: Path, quant: str) -> ConversionReport:
     quant = quant.lower()
     if quant not in SUPPORTED_QUANTS:
         raise UsageError(f"unsupported quant {quant!r}; supported: {', '.join(SUPPORTED_QUANTS)}")
+    if dst.is_dir():
+        raise UsageError(
+            f"{dst}: is a directory; name the GGUF file to write, "
+            f"for example {dst / f'{src.name}-{quant}.gguf'}"
+        )
+    if dst.exists() and not dst.is_file():
+        # Replacing a device node or FIFO with the output would be worse than refusing.
+        raise UsageError(f"{dst}: is a special file, not a GGUF file path")
     config = ModelConfig.read(checkpoint_dir(src))
     arch = _architecture(src, config)
     hparams = _HParams.from_config(src, config)

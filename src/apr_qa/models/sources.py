@@ -122,6 +122,10 @@ def resolve(
         root, origin = Path(ref.path).expanduser(), "local"
         if not root.exists():
             raise EnvironmentProblem(f"{root}: model not found (no such file or directory)")
+        if not (root.is_file() or root.is_dir()):
+            raise UsageError(
+                f"{root}: a special file (device, FIFO or socket), not a model file or directory"
+            )
     elif ref.hf_repo:
         root, origin = _from_hub(ref, formats, quants, convert_missing), "hub"
     else:
@@ -219,10 +223,13 @@ def _resolve_file(
         if "gguf" in formats:
             if not quants or quant in quants:
                 artifacts.append(Artifact("gguf", quant, path, origin))
+            what = (
+                "whose header cannot be read (not a valid GGUF file)"
+                if quant == UNREADABLE
+                else f"of quantization {quant}"
+            )
             missing += [
-                MissingArtifact(
-                    "gguf", q, f"the model path {path} is a single GGUF file of {quant}"
-                )
+                MissingArtifact("gguf", q, f"the model path {path} is a single GGUF file {what}")
                 for q in quants
                 if q != quant
             ]

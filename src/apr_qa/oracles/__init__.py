@@ -8,7 +8,8 @@ runs, and :func:`create` builds the oracle (raising :class:`UsageError`).
 A scenario's ``expected`` is its generic answer key: :func:`with_expected` gives
 it to an oracle that takes its answer as an option (``contains``' ``value``).
 
-A verdict that compared nothing is ``skipped`` with a reason, never ``passed``.
+A verdict that compared nothing is ``skipped`` with a reason, never ``passed``;
+a judgment that ran past its time bound is ``timed_out``, never ``passed``.
 """
 
 from __future__ import annotations
@@ -42,7 +43,9 @@ class Verdict:
     ``reason`` is one human line saying what was checked and what was seen;
     ``details`` holds JSON-safe facts (the rule that fired, the values compared).
     ``skipped`` means there was nothing to compare; a skipped verdict is never passed.
-    ``timed_out`` means the judgment ran past its bound: recorded as a timeout.
+    ``timed_out`` means the judgment ran past its time bound (a regex that
+    backtracks for ever); it decided nothing, is never passed, and is recorded
+    as the ``timeout`` outcome.
     """
 
     passed: bool
@@ -52,8 +55,10 @@ class Verdict:
     timed_out: bool = False
 
     def __post_init__(self) -> None:
-        if (self.skipped or self.timed_out) and self.passed:
-            raise ValueError("a skipped or timed-out verdict cannot be passed")
+        if self.skipped and self.passed:
+            raise ValueError("a skipped verdict cannot be passed")
+        if self.timed_out and (self.passed or self.skipped):
+            raise ValueError("a timed-out verdict is neither passed nor skipped")
 
     @property
     def outcome(self) -> Outcome:
@@ -77,7 +82,7 @@ class Verdict:
 
     @classmethod
     def timeout(cls, reason: str, **details: object) -> Verdict:
-        """The judgment ran past its time bound; never a pass."""
+        """The judgment ran past its time bound; says which bound and on what."""
         return cls(False, reason, details, timed_out=True)
 
 
@@ -212,13 +217,22 @@ def _answer_text(name: str, value: object) -> str:
     )
 
 
-def validate_spec(name: str, options: Mapping[str, object] | None = None) -> list[str]:
-    """The problems with oracle ``name`` and ``options``; empty when it would build."""
+def validate_spec(
+    name: str, options: Mapping[str, object] | None = None, *, expected: object = None
+) -> list[str]:
+    """The problems with oracle ``name`` and ``options``; empty when it would build.
+
+    With ``expected`` (a scenario's expected value), an oracle that reads it and
+    has a ``check_expected(expected) -> str | None`` method also says whether it
+    can use that value, so a scenario it would skip at run time is refused now.
+    """
     try:
-        create(name, options)
+        oracle = create(name, options)
     except UsageError as exc:
         return [str(exc)]
-    return []
+    check = getattr(oracle, "check_expected", None)
+    problem = check(expected) if expected is not None and check is not None else None
+    return [problem] if isinstance(problem, str) else []
 
 
 def parse_spec(spec: object) -> tuple[str, dict[str, object]]:

@@ -56,6 +56,12 @@ _ORACLE_OPTIONS = (
     "case_sensitive", "strip", "pad_token", "special_tokens", "max_repetition_ratio",
     "min_unique_chars", "min_relevance", "oracles",
 )  # fmt: skip
+# G1-G3 hold by construction of a run (it loads, answers, does not crash); only
+# G0 (integrity) and G4 (garbage) are checks a playbook may turn off.
+_ALWAYS_ON = ("g1_model_loads", "g2_basic_inference", "g3_no_crashes")
+# Format versions: this format is 1.x ("1", "1.0", 1.0, "1.x"); the original dialect
+# writes its own playbook revision as three numbers, 1.0.0 to 2.0.0 in its published playbooks.
+_VERSION = re.compile(r"(?P<major>[0-9]{1,4})(?:\.(?:x|[0-9]{1,4}(?:\.(?P<patch>[0-9]{1,4}))?))?")
 _SECTIONS = ("differential_tests", "profile_ci", "trace_payload", "serve", "certification")
 
 
@@ -70,6 +76,7 @@ class _Builder:
         self.data = data
         self.model_path = model_path
         self.problems: list[Problem] = []
+        self.warnings: list[str] = []
 
     def ref(self, at: Path_) -> SourceRef:
         where = self.source.where(at)
@@ -159,9 +166,12 @@ class _Builder:
                 self.problems.append(self.source.problem((*at[:-1], "expected"), str(exc)))
                 return None
         spec = OracleSpec(name, frozen_map(options))
-        for message in _oracle_problems(spec):
+        for message in _oracle_problems(spec, expected):
             text = message if message.startswith("oracle") else f"oracle '{name}': {message}"
-            self.problems.append(self.source.problem(at, text))
+            # An objection to the expected value points at it, when the scenario gives one.
+            about = expected is not None and "expected value" in text
+            where = (*at[:-1], "expected") if about else at
+            self.problems.append(self.source.problem(where, text))
         return spec
 
     def scenarios(self) -> tuple[Scenario, ...]:
@@ -232,7 +242,31 @@ class _Builder:
         probes = (probe,) if isinstance(probe, str) else tuple(probe)
         valued = ("g4_max_garbage_rate", "g2_probe")
         flags = {k: bool(v) for k, v in raw.items() if k not in valued}
+        for key in _ALWAYS_ON:
+            if flags.get(key) is False:
+                gate = key[:2].upper()
+                self.warnings.append(
+                    f"gates.{key}: false is ignored: {gate} cannot be switched off; "
+                    "the gateway still runs"
+                )
+                flags[key] = True
         return Gates(**flags, g4_max_garbage_rate=float(rate), g2_probe=probes)
+
+    def version(self) -> str:
+        text = str(self.data.get("version", "1.0")).strip()
+        match = _VERSION.fullmatch(text)
+        readable = match is not None and (
+            match["major"] == "1" or (match["patch"] is not None and match["major"] in ("1", "2"))
+        )
+        if not readable:
+            self.problems.append(
+                self.source.problem(
+                    ("version",),
+                    f"version: {text[:40]!r} is not a version this apr-qa reads: this format "
+                    "is 1.x (write 1.0); the original dialect's revisions 1.x.y and 2.x.y load too",
+                )
+            )
+        return text
 
     def build(self) -> Playbook:
         model = self.model()
@@ -247,12 +281,12 @@ class _Builder:
         if "tier" in self.data:
             metadata.setdefault("tier", self.data["tier"])
         falsification = tuple(g["id"] for g in self.data.get("falsification_gates") or [])
-        version = self.data.get("version", "1.0")
+        version = self.version()
         return Playbook(
             path=self.source.path,
             sha256=self.source.sha256,
             name=self.data.get("name") or _name_from(model.id),
-            version=str(version),
+            version=version,
             description=self.data.get("description", ""),
             model=model,
             matrix=self.matrix(bool(scenarios)),
@@ -273,11 +307,11 @@ def _with_expected(name: str, options: dict[str, Any], expected: Any) -> dict[st
     return oracles.with_expected(name, options, expected)
 
 
-def _oracle_problems(spec: OracleSpec) -> list[str]:
+def _oracle_problems(spec: OracleSpec, expected: Any = None) -> list[str]:
     from apr_qa import oracles
     from apr_qa import scenarios as _scenarios  # noqa: F401  (registers same_tokens)
 
-    return list(oracles.validate_spec(spec.name, dict(spec.options)))
+    return list(oracles.validate_spec(spec.name, dict(spec.options), expected=expected))
 
 
 def load_playbook(path: Path, *, model_path: Path | None = None) -> Playbook:
@@ -300,7 +334,7 @@ def load_playbook(path: Path, *, model_path: Path | None = None) -> Playbook:
     playbook = builder.build()
     if builder.problems:
         raise PlaybookError(builder.problems)
-    return _with_warnings(playbook, tuple(checked.warnings))
+    return _with_warnings(playbook, (*checked.warnings, *builder.warnings))
 
 
 def _with_warnings(playbook: Playbook, warnings: tuple[str, ...]) -> Playbook:
