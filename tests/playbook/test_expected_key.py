@@ -194,7 +194,7 @@ def test_the_engine_judges_by_expected_falsifying_a_wrong_model(tmp_path: Path) 
         (record,) = [
             r
             for r in read_evidence([out / "evidence.jsonl"]).records
-            if r.scenario is not None and r.scenario.name == "city"
+            if r.scenario is not None and r.scenario.name == "city" and r.gate == "F-A1-001"
         ]
         assert record.expected == "Tokyo"
         outcomes[label] = record.outcome
