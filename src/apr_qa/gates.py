@@ -56,13 +56,13 @@ CATEGORY_WEIGHTS: dict[Category, int] = {
 class Capability(StrEnum):
     """A piece of apr-qa not built yet; each planned gate names the one that will record it."""
 
-    TENSOR_DIFF = "differential checks (tensor diff)"
+    TENSOR_DIFF = "tensor diff"
     TOKENIZER_PARITY = "tokenizer parity"
     LOGIT_COMPARISON = "logit comparison"
     FINGERPRINTS = "tensor fingerprints and role statistics"
-    TRACE = "trace payload (per-layer activations)"
+    TRACE = "trace payload"
     CONVERSION = "conversion checks"
-    TIMEOUTS = "stability timeouts (a scenario's timeout scored under STAB)"
+    TIMEOUTS = "stability timeouts"
     PROFILE = "profile CI"
     GOLDEN = "golden outputs"
     SERVE = "serve"

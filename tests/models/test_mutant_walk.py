@@ -8,7 +8,7 @@ and all of them go through one ``execute()`` call. Then, for every gate a
 mutant declares:
 
 - implemented: at least one record of it falsifies that mutant;
-- planned: the catalogue says so, and the run holds no record of it. The day a
+- planned: the catalogue says so, and the run holds no verdict of it. The day a
   capability starts recording the gate, this fails until the gate is marked
   implemented, and from then on the walk holds the gate to its mutants like
   the others.
@@ -27,10 +27,11 @@ from pathlib import Path
 
 import pytest
 
+from apr_qa.backends.device import gpu_unavailable_reason
 from apr_qa.evidence import Outcome, Record, read_evidence
 from apr_qa.execute import RunOptions, execute
 from apr_qa.fixtures import FixturePrompt, fixture_names, fixture_path, load_prompts
-from apr_qa.gates import Gate, lookup
+from apr_qa.gates import Gate, lookup, scenario_gate
 from apr_qa.models.mutants import MUTANTS, Mutant, applies, build_mutant
 from apr_qa.playbook import load_playbook
 
@@ -104,13 +105,14 @@ def write_playbook(
     quantizations: list[str],
     modalities: list[str],
     scenarios: list[dict[str, object]],
+    backend: str = "cpu",
 ) -> Path:
     """A collect-all playbook: every cell runs whatever fails first."""
     quants = f", quantizations: {json.dumps(quantizations)}" if quantizations else ""
     lines = [
         f"name: {name}",
         f"model: {{id: apr-qa/{name}, path: {json.dumps(str(model))}}}",
-        f"test_matrix: {{modalities: {json.dumps(modalities)}, backends: [cpu],"
+        f"test_matrix: {{modalities: {json.dumps(modalities)}, backends: [{backend}],"
         f" formats: {json.dumps(formats)}{quants}, max_tokens: 32, timeout_ms: 60000}}",
         "failure_policy: collect-all",
         "scenarios:",
@@ -133,8 +135,16 @@ class Walk:
         return [r for r in self.records.get(f"apr-qa/{model}", []) if r.gate == gate]
 
 
-def run_walk(fixture: str, tmp: Path) -> Walk:
-    """Build every applicable mutant of ``fixture`` and run them and the clean model."""
+def run_walk(
+    fixture: str,
+    tmp: Path,
+    *,
+    backend: str = "cpu",
+    names: list[str] | None = None,
+    clean_formats: tuple[str, ...] = ("safetensors", "gguf"),
+) -> Walk:
+    """Build the applicable mutants of ``fixture`` (``names``: those only) and run them
+    and the clean model on ``backend``, in one ``execute()``."""
     root = fixture_path(fixture)
     prompts = load_prompts(fixture)
     asked = {m: [scenario(p) for p in spread(prompts, m, PER_MODALITY)] for m in ("run", "chat")}
@@ -143,15 +153,16 @@ def run_walk(fixture: str, tmp: Path) -> Walk:
             tmp,
             f"{fixture}-clean",
             root,
-            ["safetensors", "gguf"],
-            list(CLEAN_GGUF),
+            list(clean_formats),
+            list(CLEAN_GGUF) if "gguf" in clean_formats else [],
             ["run", "chat"],
             asked["run"] + asked["chat"],
+            backend,
         )
     ]
     errors: dict[str, str] = {}
     for fixture_name, name in CASES:
-        if fixture_name != fixture:
+        if fixture_name != fixture or (names is not None and name not in names):
             continue
         mutant = MUTANTS[name]
         try:
@@ -169,6 +180,7 @@ def run_walk(fixture: str, tmp: Path) -> Walk:
                 [],  # a single GGUF file is whatever it is, even unreadable
                 modalities,
                 [s for m in modalities for s in asked[m]],
+                backend,
             )
         )
     out = tmp / "out"
@@ -209,7 +221,8 @@ def _seen(records: list[Record]) -> list[tuple[str, str, str, str]]:
 
 
 def _planned_is_silent(walk: Walk, model: str, gate: Gate) -> None:
-    recorded = walk.of(model, gate.id)
+    # A skipped record checked nothing; any other verdict means something records it now.
+    recorded = [r for r in walk.of(model, gate.id) if r.outcome is not Outcome.SKIPPED]
     assert recorded == [], (
         f"{gate.id} is planned ({gate.planned}) but the engine recorded it for {model}: "
         "mark it implemented in apr_qa.gates; the walk then holds it to its mutants"
@@ -275,3 +288,29 @@ def test_spread_takes_every_kind_and_the_right_modality() -> None:
         assert {p.modality for p in chosen} == {modality}
         kinds = {p.id.split("-")[0] for p in prompts if p.modality == modality}
         assert {p.id.split("-")[0] for p in chosen} == kinds
+
+
+def test_gpu_scenario_gates_falsify_the_scenario_mutants(tmp_path: Path) -> None:
+    """F-A4-001 and F-A5-001 are F-A1-001 and F-A2-001 on a CUDA device: same cells, same
+    oracles; only a machine with one can show them falsifying (docs/gates.md says so)."""
+    why = gpu_unavailable_reason("transformers")
+    if why is not None:
+        pytest.skip(f"F-A4-001/F-A5-001 need a CUDA device: {why}")
+    fixture = "tiny-llama"
+    names = [
+        n
+        for f, n in CASES
+        if f == fixture
+        and MUTANTS[n].base_format == "safetensors"
+        and set(MUTANTS[n].gates) & set(MODALITY_OF_GATE)
+    ]
+    assert names
+    run = run_walk(fixture, tmp_path, backend="gpu", names=names, clean_formats=("safetensors",))
+    for name in names:
+        for cpu_gate in set(MUTANTS[name].gates) & set(MODALITY_OF_GATE):
+            gate = scenario_gate(MODALITY_OF_GATE[cpu_gate], "gpu")
+            outcomes = {r.outcome for r in run.of(f"{fixture}-{name}", gate)}
+            assert Outcome.FALSIFIED in outcomes, (name, gate, outcomes)
+    for modality in ("run", "chat"):
+        held = run.of(f"{fixture}-clean", scenario_gate(modality, "gpu"))
+        assert held and {r.outcome for r in held} == {Outcome.CORROBORATED}
