@@ -439,3 +439,59 @@ def test_every_record_has_a_stable_key_and_a_hash_of_its_output(tmp_path: Path) 
         if record.output is not None:
             assert record.output_chars == len(record.output)
             assert record.output_sha256 is not None and len(record.output_sha256) == 64
+
+
+# -- G0-FORMAT-GGUF-001: a GGUF the converter cannot produce -----------------------------
+
+
+def test_g0_format_gguf_falsified_when_the_converter_cannot_convert(tmp_path: Path) -> None:
+    import shutil
+
+    # gemma2 is a real checkpoint the reference converter does not support: the GGUF
+    # the playbook asks for cannot be produced, which is a finding, not a crash.
+    model = tmp_path / "gemma2"
+    shutil.copytree(Path(__file__).parents[1] / "fixtures" / "arch" / "gemma2", model)
+    book = tmp_path / "book.yaml"
+    book.write_text(
+        f"name: conv\nmodel: {{id: org/gemma2, path: {model}}}\n"
+        "test_matrix: {modalities: [run], backends: [cpu], formats: [gguf], "
+        "quantizations: [q8_0], max_tokens: 8}\n"
+        "failure_policy: collect-all\n"
+        "scenarios:\n  - {name: hi, prompt: 'Hello', oracle: garbage}\n"
+    )
+    out = tmp_path / "out"
+    records = execute([load_playbook(book)], RunOptions(output_dir=out)).records
+    (conversion,) = _by(records, "G0-FORMAT-GGUF-001")
+    assert conversion.outcome is Outcome.FALSIFIED
+    assert "conversion failed" in conversion.reason
+    assert (conversion.format, conversion.quantization, conversion.backend) == (
+        "gguf",
+        "q8_0",
+        None,
+    )
+    # the cell was not run (and not blamed on G1): its scenario is skipped, pointing at G0
+    (scenario,) = _by(records, "F-A1-001")
+    assert scenario.outcome is Outcome.SKIPPED and "G0-FORMAT-GGUF-001" in scenario.reason
+    assert _by(records, "G1-LOAD-001") == []
+
+
+def test_no_convert_skips_a_missing_quantization_instead_of_failing_the_model(
+    tmp_path: Path,
+) -> None:
+    import shutil
+
+    model = tmp_path / "gemma2"
+    shutil.copytree(Path(__file__).parents[1] / "fixtures" / "arch" / "gemma2", model)
+    book = tmp_path / "book.yaml"
+    book.write_text(
+        f"name: conv\nmodel: {{id: org/gemma2, path: {model}}}\n"
+        "test_matrix: {modalities: [run], backends: [cpu], formats: [gguf], "
+        "quantizations: [q8_0], max_tokens: 8}\n"
+        "scenarios:\n  - {name: hi, prompt: 'Hello', oracle: garbage}\n"
+    )
+    options = RunOptions(output_dir=tmp_path / "out", convert_missing=False)
+    records = execute([load_playbook(book)], options).records
+    failed = [r for r in records if r.outcome in (Outcome.FALSIFIED, Outcome.CRASHED)]
+    assert failed == []
+    (scenario,) = _by(records, "F-A1-001")
+    assert scenario.outcome is Outcome.SKIPPED and "conversion disabled" in scenario.reason
