@@ -1,2 +1,2 @@
-"""Model handling: sources (local, Hugging Face), streaming readers, the reference GGUF
-converter, and defect injectors (mutants)."""
+"""Model handling: sources (local, Hugging Face), streaming readers, and the reference
+GGUF converter. (The defect injectors, mutants, are test machinery: ``apr_qa.testing``.)"""

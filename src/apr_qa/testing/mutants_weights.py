@@ -1,9 +1,9 @@
 """Mutants that damage weights: values, shapes, order, layout, quantization.
 
 Each function here writes one broken copy and returns its path; the table in
-``apr_qa.models.mutants`` names them. Safetensors edits work on float32 copies and
+``apr_qa.testing.mutants`` names them. Safetensors edits work on float32 copies and
 store the result back in the tensor's own dtype; GGUF edits go through
-:func:`apr_qa.models.mutants_io.rewrite_gguf`.
+:func:`apr_qa.testing.mutants_io.rewrite_gguf`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from apr_qa.errors import UsageError
-from apr_qa.models.mutants_io import (
+from apr_qa.testing.mutants_io import (
     WEIGHTS,
     StTensor,
     copy_checkpoint,
