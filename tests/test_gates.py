@@ -13,7 +13,7 @@ import pytest
 
 from apr_qa.fixtures import fixture_names, fixture_path
 from apr_qa.gates import Capability, all_gates, lookup, scenario_gate
-from apr_qa.models.mutants import MUTANTS, applies
+from apr_qa.testing.mutants import MUTANTS, applies
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "gates.md"

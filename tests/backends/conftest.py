@@ -38,10 +38,10 @@ def _random_stand_in(root: Path) -> RealModel:
     import torch
     from transformers import AutoModelForCausalLM
 
-    from apr_qa.fixtures.build import write_tokenizer
-    from apr_qa.fixtures.specs import FIXTURE_SPECS
-    from apr_qa.fixtures.train import model_config, train_tokenizer
     from apr_qa.models.convert import convert
+    from apr_qa.testing.fixtures.build import write_tokenizer
+    from apr_qa.testing.fixtures.specs import FIXTURE_SPECS
+    from apr_qa.testing.fixtures.train import model_config, train_tokenizer
 
     spec = FIXTURE_SPECS["tiny-llama"]
     tokenizer = train_tokenizer(spec)

@@ -551,7 +551,7 @@ def test_gguf_tokenizer_defects(
 def test_gguf_token_arrays_and_ids_checked(gg: Callable[..., Path], tmp_path: Path) -> None:
     import gguf
 
-    from apr_qa.models.mutants_io import rewrite_gguf
+    from apr_qa.testing.mutants_io import rewrite_gguf
 
     clean = gg()
     broken = rewrite_gguf(

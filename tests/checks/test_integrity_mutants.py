@@ -15,8 +15,8 @@ from integrity_builders import train_tokenizer, write_gguf, write_hf
 
 from apr_qa.checks.integrity import GATES, check_integrity
 from apr_qa.fixtures import FIXTURES_DIR
-from apr_qa.fixtures.specs import FIXTURE_SPECS
-from apr_qa.models.mutants import MUTANTS, applies, build_mutant
+from apr_qa.testing.fixtures.specs import FIXTURE_SPECS
+from apr_qa.testing.mutants import MUTANTS, applies, build_mutant
 
 G0_MUTANTS = sorted(name for name, m in MUTANTS.items() if any(g in GATES for g in m.gates))
 

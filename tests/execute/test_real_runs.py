@@ -19,9 +19,9 @@ import pytest
 from apr_qa.evidence import Outcome, Record, read_evidence
 from apr_qa.execute import RunOptions, execute
 from apr_qa.fixtures import fixture_path, load_prompts
-from apr_qa.models.mutants import build_mutant
 from apr_qa.playbook import load_playbook
 from apr_qa.report import render_reports
+from apr_qa.testing.mutants import build_mutant
 
 pytestmark = pytest.mark.slow
 

@@ -715,7 +715,7 @@ def test_sentencepiece_checkpoint_converts_and_tokenizes_like_transformers(
 
 
 def _fixture_names() -> list[str]:
-    from apr_qa.fixtures.specs import FIXTURE_SPECS
+    from apr_qa.testing.fixtures.specs import FIXTURE_SPECS
 
     return sorted(FIXTURE_SPECS)
 

@@ -32,8 +32,8 @@ from apr_qa.evidence import Outcome, Record, read_evidence
 from apr_qa.execute import RunOptions, execute
 from apr_qa.fixtures import FixturePrompt, fixture_names, fixture_path, load_prompts
 from apr_qa.gates import Gate, lookup, scenario_gate
-from apr_qa.models.mutants import MUTANTS, Mutant, applies, build_mutant
 from apr_qa.playbook import load_playbook
+from apr_qa.testing.mutants import MUTANTS, Mutant, applies, build_mutant
 
 pytestmark = pytest.mark.slow
 

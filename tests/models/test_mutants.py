@@ -23,10 +23,10 @@ from safetensors import SafetensorError
 import apr_qa.fixtures
 from apr_qa.errors import UsageError
 from apr_qa.fixtures.prompts import FixturePrompt, parse_prompts
-from apr_qa.fixtures.specs import FIXTURE_SPECS
 from apr_qa.gates import lookup
-from apr_qa.models.mutants import EFFECTS, MUTANTS, applies, build_mutant
 from apr_qa.models.readers import open_model
+from apr_qa.testing.fixtures.specs import FIXTURE_SPECS
+from apr_qa.testing.mutants import EFFECTS, MUTANTS, applies, build_mutant
 
 FIXTURES = Path(apr_qa.fixtures.__file__).parent / "models"
 DOC = Path(__file__).resolve().parents[2] / "docs" / "mutants.md"
@@ -485,7 +485,7 @@ def test_tokenizer(corpus: dict[str, Any], fixture: str, name: str) -> None:
 @pytest.mark.parametrize("name", ["nan-weight", "inf-weight", "zero-tensor", "missing-tensor"])
 def test_weight_edits_touch_one_tensor(corpus: dict[str, Any], name: str) -> None:
     """Everything but the named tensor survives byte for byte (bf16 included)."""
-    from apr_qa.models.mutants_io import read_safetensors
+    from apr_qa.testing.mutants_io import read_safetensors
 
     for fixture in FIXTURE_SPECS:
         _, clean = read_safetensors(_fixture(fixture) / "model.safetensors")

@@ -17,6 +17,7 @@ from safetensors.numpy import save_file
 from apr_qa.errors import UsageError
 from apr_qa.models.readers import open_model
 from apr_qa.models.readers_gguf import GGUFModelReader, file_type_name
+from apr_qa.models.readers_safetensors import SafetensorsModelReader
 
 RNG = np.random.default_rng(7)
 
@@ -111,6 +112,37 @@ def test_sharded_checkpoint_reads_through_the_index(tmp_path: Path) -> None:
     np.testing.assert_array_equal(
         reader.read_tensor(names[3]), weights[names[3]].astype(np.float32)
     )
+
+
+def test_stored_bytes_and_shard_are_each_tensors_own(tmp_path: Path) -> None:
+    # The mutants rewrite checkpoints from these bytes and the converter names the shard
+    # in its errors: a reader that handed back another tensor's range, or a converted
+    # copy (f16 widened to f32, int64 to float), fails here.
+    weights = _weights()
+    names = list(weights)
+    shard_of = {n: f"model-0000{1 + (i >= 2)}-of-00002.safetensors" for i, n in enumerate(names)}
+    for shard in sorted(set(shard_of.values())):
+        save_file({n: weights[n] for n in names if shard_of[n] == shard}, str(tmp_path / shard))
+    (tmp_path / "model.safetensors.index.json").write_text(json.dumps({"weight_map": shard_of}))
+    reader = SafetensorsModelReader(tmp_path)
+    for name, array in weights.items():
+        assert reader.read_stored(name) == array.astype(array.dtype.newbyteorder("<")).tobytes()
+        assert reader.tensor_file(name) == tmp_path / shard_of[name]
+    with pytest.raises(UsageError, match="no tensor named 'nope'"):
+        reader.read_stored("nope")
+
+
+def test_stored_bytes_of_a_file_cut_after_opening_are_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "model.safetensors"
+    save_file(_weights(), str(path))
+    reader = SafetensorsModelReader(path)
+    whole = {i.name: reader.read_stored(i.name) for i in reader.tensor_infos()}
+    assert all(whole.values())
+    path.write_bytes(path.read_bytes()[:-8])
+    with pytest.raises(UsageError, match="truncated") as err:
+        for name in whole:
+            reader.read_stored(name)
+    _one_line_naming(err, path)
 
 
 def test_iter_tensors_is_lazy_one_tensor_at_a_time(tmp_path: Path) -> None:

@@ -19,13 +19,14 @@ from fractions import Fraction
 import pytest
 from test_scenario_docs import code, rows
 
-from apr_qa.fixtures.corpus import SYSTEM_PROMPT, qa_pairs
 from apr_qa.plan import GENERATED_FAMILIES, PlannedScenario
 from apr_qa.scenarios import Instance, instantiate
 from apr_qa.scenarios.arithmetic import OPERATORS, PHRASINGS
 from apr_qa.scenarios.injection import FRAGMENTS
 from apr_qa.scenarios.unicode import SPECIMENS
 from apr_qa.scenarios.whitespace import LENGTHS
+from apr_qa.testing.fixtures.corpus import qa_pairs
+from apr_qa.testing.fixtures.forms import CHATML
 
 N = 2000
 
@@ -129,6 +130,7 @@ def test_determinism_prompts_follow_the_doc() -> None:
 
 # --- fixture shapes ---------------------------------------------------------
 
+SYSTEM_PROMPT = CHATML.system_prompt
 _FIXTURE_QUESTIONS = frozenset(qa.question for qa in qa_pairs())
 # The trained forms with their slots opened: any operands, any country.
 _FIXTURE_FORMS = (

@@ -1,33 +1,36 @@
 """The input half of the reference GGUF converter: a Hugging Face checkpoint directory.
 
-Tensors are listed from safetensors headers (cheap) and read one at a time, so a
+Tensors are listed from the safetensors headers (cheap) and read one at a time, both
+through the project's one safetensors reader (``readers_safetensors``), so a
 conversion holds at most one source tensor (plus its converted copy) in memory.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from apr_qa.errors import EnvironmentProblem, UsageError
+from apr_qa.models.readers_safetensors import INDEX_NAME, SafetensorsModelReader
 
 __all__ = ["SourceTensor", "checkpoint_dir", "list_tensors", "read_tensor"]
-
-_INDEX = "model.safetensors.index.json"
 
 
 @dataclass(frozen=True)
 class SourceTensor:
-    """One tensor of the checkpoint, not yet read: where it is and what it looks like."""
+    """One tensor of the checkpoint, not yet read: where it is and what it looks like.
+
+    ``dtype`` is the stored type as safetensors names it (``BF16``, ``F32``, ...).
+    """
 
     name: str
     file: Path
     shape: tuple[int, ...]
     dtype: str
+    reader: SafetensorsModelReader = field(compare=False, repr=False)
 
 
 def checkpoint_dir(src: Path) -> Path:
@@ -40,59 +43,34 @@ def checkpoint_dir(src: Path) -> Path:
     return src
 
 
-def _weight_files(src: Path) -> list[Path]:
-    index = src / _INDEX
-    if index.is_file():
-        try:
-            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise UsageError(f"{index}: not a safetensors index: {exc}") from exc
-        files = [src / name for name in dict.fromkeys(weight_map.values())]
-        for file in files:
-            if not file.is_file():
-                raise UsageError(f"{index}: names shard {file.name}, which is missing")
-        return files
-    files = sorted(src.glob("*.safetensors"))
-    if not files:
+def _open(src: Path) -> SafetensorsModelReader:
+    if not (src / INDEX_NAME).is_file() and not any(src.glob("*.safetensors")):
         if any(src.glob("*.bin")) or any(src.glob("*.pt")):
             raise UsageError(
                 f"{src}: only pickle weights (*.bin/*.pt); convert to safetensors first"
             )
         raise UsageError(f"{src}: no *.safetensors weights")
-    return files
+    return SafetensorsModelReader(src)
 
 
 def list_tensors(src: Path) -> list[SourceTensor]:
-    """Every tensor of the checkpoint, in file order, from the safetensors headers only."""
-    from safetensors import safe_open
-
-    found: list[SourceTensor] = []
-    for file in _weight_files(src):
-        try:
-            with safe_open(str(file), framework="pt") as handle:
-                for name in handle.keys():  # noqa: SIM118 (safe_open is not a mapping)
-                    piece = handle.get_slice(name)
-                    found.append(
-                        SourceTensor(name, file, tuple(piece.get_shape()), str(piece.get_dtype()))
-                    )
-        except UsageError:
-            raise
-        except Exception as exc:  # safetensors raises its own error types for bad headers
-            raise UsageError(f"{file}: unreadable safetensors file: {exc}") from exc
-    return found
+    """Every tensor of the checkpoint, from the safetensors headers only: shard by shard,
+    by name within a shard (the order safetensors lists them, which fixes the GGUF's)."""
+    reader = _open(src)
+    found = [
+        SourceTensor(
+            info.name, reader.tensor_file(info.name), info.shape, info.dtype.upper(), reader
+        )
+        for info in reader.tensor_infos()
+    ]
+    shards = list(dict.fromkeys(t.file for t in found))
+    return sorted(found, key=lambda t: (shards.index(t.file), t.name))
 
 
 def read_tensor(tensor: SourceTensor) -> np.ndarray[Any, np.dtype[np.float32]]:
     """Read one tensor as float32 (exact for f32, f16 and bf16 sources)."""
-    import torch
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(tensor.file), framework="pt") as handle:
-            data = handle.get_tensor(tensor.name)
-    except Exception as exc:  # truncated data, vanished file
-        raise UsageError(f"{tensor.file}: cannot read tensor {tensor.name}: {exc}") from exc
-    if not data.is_floating_point():
-        raise UsageError(f"{tensor.file}: tensor {tensor.name} is {data.dtype}, not floating point")
-    array: np.ndarray[Any, np.dtype[np.float32]] = data.to(torch.float32).numpy()
-    return array
+    if not tensor.dtype.startswith(("F", "BF")):
+        raise UsageError(
+            f"{tensor.file}: tensor {tensor.name} is {tensor.dtype}, not floating point"
+        )
+    return tensor.reader.read_tensor(tensor.name)

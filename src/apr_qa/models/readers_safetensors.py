@@ -229,6 +229,33 @@ class SafetensorsModelReader(ModelReader):
         """Tensors in file order (shard by shard, then by offset)."""
         return [entry.info for entry in self._entries.values()]
 
+    def tensor_file(self, name: str) -> Path:
+        """The file (one shard of a sharded checkpoint) that holds tensor ``name``."""
+        return self._entry(name).file
+
+    def read_stored(self, name: str) -> bytes:
+        """Tensor ``name``'s bytes exactly as stored (its own dtype, little-endian).
+
+        For tools that rewrite a checkpoint: what they leave alone is copied, not
+        converted and converted back.
+        """
+        entry = self._entry(name)
+        try:
+            with entry.file.open("rb") as f:
+                f.seek(entry.data_start + entry.begin)
+                raw = f.read(entry.end - entry.begin)
+        except OSError as e:
+            raise UsageError(f"{entry.file}: cannot read tensor {name!r}: {e}") from e
+        if len(raw) != entry.end - entry.begin:
+            raise UsageError(f"{entry.file}: tensor {name!r} is truncated")
+        return raw
+
+    def _entry(self, name: str) -> _Entry:
+        entry = self._entries.get(name)
+        if entry is None:
+            raise UsageError(f"{self.path}: no tensor named {name!r}")
+        return entry
+
     def _load(self, info: TensorInfo) -> npt.NDArray[np.float32]:
         entry = self._entries[info.name]
         if entry.stored in _UNREADABLE:

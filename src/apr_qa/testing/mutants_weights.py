@@ -1,9 +1,9 @@
 """Mutants that damage weights: values, shapes, order, layout, quantization.
 
 Each function here writes one broken copy and returns its path; the table in
-``apr_qa.models.mutants`` names them. Safetensors edits work on float32 copies and
+``apr_qa.testing.mutants`` names them. Safetensors edits work on float32 copies and
 store the result back in the tensor's own dtype; GGUF edits go through
-:func:`apr_qa.models.mutants_io.rewrite_gguf`.
+:func:`apr_qa.testing.mutants_io.rewrite_gguf`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from apr_qa.models.architectures import (
     architecture,
     gguf_architecture,
 )
-from apr_qa.models.mutants_io import (
+from apr_qa.models.rotary import permute_qk, unpermute_qk
+from apr_qa.testing.mutants_io import (
     WEIGHTS,
     StTensor,
     copy_checkpoint,
@@ -35,7 +36,6 @@ from apr_qa.models.mutants_io import (
     rewrite_gguf,
     write_safetensors,
 )
-from apr_qa.models.rotary import permute_qk, unpermute_qk
 
 __all__ = [
     "EMBEDDING",

@@ -1,7 +1,7 @@
 """Mutants that damage files rather than weights: bytes, config, tokenizer, template.
 
 Each function takes the copy already made (a checkpoint directory or a GGUF file)
-and breaks it in place; the table in ``apr_qa.models.mutants`` makes the copy.
+and breaks it in place; the table in ``apr_qa.testing.mutants`` makes the copy.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from apr_qa.errors import UsageError
-from apr_qa.models.mutants_io import WEIGHTS, read_config, rewrite_gguf, write_config
+from apr_qa.testing.mutants_io import WEIGHTS, read_config, rewrite_gguf, write_config
 
 __all__ = [
     "BROKEN_CHAT_TEMPLATE",

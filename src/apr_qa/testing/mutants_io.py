@@ -1,10 +1,11 @@
 """Byte-level plumbing for the mutants: copy a checkpoint, rewrite safetensors and GGUF.
 
-Safetensors is read and written here by hand (an 8-byte header length, a JSON
-header, raw little-endian data) rather than through ``safetensors.torch``: the
-mutants then need no torch, and bf16 checkpoints round-trip through numpy. GGUF
-copies follow gguf-py's own ``gguf_new_metadata`` script: every key/value copied
-(or changed, or dropped), every tensor copied as stored (or edited, or dropped).
+Safetensors is read through the product's one reader (``readers_safetensors``, as
+stored bytes) and written here by hand (an 8-byte header length, a JSON header, raw
+little-endian data) rather than through ``safetensors.torch``: the mutants then need
+no torch, and bf16 checkpoints round-trip through numpy. GGUF copies follow gguf-py's
+own ``gguf_new_metadata`` script: every key/value copied (or changed, or dropped),
+every tensor copied as stored (or edited, or dropped).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy.typing as npt
 from apr_qa.errors import UsageError
 from apr_qa.models.config import CONFIG_FILE
 from apr_qa.models.config import read_config_json as read_config
+from apr_qa.models.readers_safetensors import SafetensorsModelReader
 
 __all__ = [
     "GGUFTensorEdit",
@@ -78,25 +80,16 @@ class StTensor:
 
 
 def read_safetensors(path: Path) -> tuple[dict[str, str], dict[str, StTensor]]:
-    """The ``__metadata__`` and every tensor of one safetensors file, in file order."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        (n,) = struct.unpack("<Q", raw[:8])
-        header = json.loads(raw[8 : 8 + n])
-    except (struct.error, ValueError):
-        raise UsageError(f"{path}: not a safetensors file (bad header)") from None
-    metadata = header.pop("__metadata__", None) or {}
-    base = 8 + n
-    tensors: dict[str, StTensor] = {}
-    for name, entry in sorted(header.items(), key=lambda kv: kv[1]["data_offsets"][0]):
-        start, end = entry["data_offsets"]
-        tensors[name] = StTensor(
-            entry["dtype"], tuple(entry["shape"]), raw[base + start : base + end]
-        )
-    return metadata, tensors
+    """The ``__metadata__`` and every tensor of one safetensors file, in file order.
+
+    Read with the product's own reader, so a header it rejects is rejected here too.
+    """
+    reader = SafetensorsModelReader(path)
+    tensors = {
+        info.name: StTensor(info.dtype.upper(), info.shape, reader.read_stored(info.name))
+        for info in reader.tensor_infos()
+    }
+    return reader.metadata, tensors
 
 
 def write_safetensors(

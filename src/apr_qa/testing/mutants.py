@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from apr_qa.errors import UsageError
-from apr_qa.models import mutants_files as files
-from apr_qa.models import mutants_weights as weights
 from apr_qa.models.architectures import ATTN_OUT, FFN_DOWN, FFN_UP, architecture
-from apr_qa.models.mutants_io import copy_checkpoint, fixture_gguf, read_config
+from apr_qa.testing import mutants_files as files
+from apr_qa.testing import mutants_weights as weights
+from apr_qa.testing.mutants_io import copy_checkpoint, fixture_gguf, read_config
 
 __all__ = ["EFFECTS", "MUTANTS", "Effect", "Mutant", "applies", "build_mutant"]
 
