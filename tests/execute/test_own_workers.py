@@ -10,11 +10,12 @@ import sys
 from own_workers import OWNER_VAR, worker_processes
 
 from apr_qa.execute.client import WorkerClient
+from apr_qa.execute.messages import Ping
 
 
 def _started() -> WorkerClient:
     client = WorkerClient()
-    client.request({"op": "ping"}, timeout_s=120)  # answered: the worker has exec'd
+    client.request(Ping(), timeout_s=120)  # answered: the worker has exec'd
     return client
 
 
@@ -32,8 +33,9 @@ def test_a_worker_orphaned_by_a_dead_parent_is_still_seen() -> None:
     code = (
         "import os\n"
         "from apr_qa.execute.client import WorkerClient\n"
+        "from apr_qa.execute.messages import Ping\n"
         "client = WorkerClient()\n"
-        "client.request({'op': 'ping'}, timeout_s=120)\n"
+        "client.request(Ping(), timeout_s=120)\n"
         "print(client.pid, flush=True)\n"
         "os._exit(0)\n"
     )
@@ -50,7 +52,7 @@ def test_a_worker_orphaned_by_a_dead_parent_is_still_seen() -> None:
 def test_another_runs_worker_is_not_counted() -> None:
     client = WorkerClient(env={**os.environ, OWNER_VAR: "someone-else"})
     try:
-        client.request({"op": "ping"}, timeout_s=120)
+        client.request(Ping(), timeout_s=120)
         assert client.alive() and worker_processes() == []
     finally:
         client.close()
