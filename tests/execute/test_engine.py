@@ -495,3 +495,13 @@ def test_no_convert_skips_a_missing_quantization_instead_of_failing_the_model(
     assert failed == []
     (scenario,) = _by(records, "F-A1-001")
     assert scenario.outcome is Outcome.SKIPPED and "conversion disabled" in scenario.reason
+
+
+def test_a_planned_gate_can_only_be_recorded_as_skipped() -> None:
+    from apr_qa.execute.records import CellRef, RecordFactory
+
+    factory = RecordFactory("r")
+    skipped = factory.make("F-A3-001", Outcome.SKIPPED, "serve not supported", CellRef("m"))
+    assert skipped.outcome is Outcome.SKIPPED
+    with pytest.raises(ValueError, match="planned"):
+        factory.make("F-A3-001", Outcome.CORROBORATED, "no serve yet", CellRef("m"))

@@ -73,3 +73,29 @@ def test_terminal_verdict() -> None:
     assert "\x1b" not in text and "\x00" not in text
     assert text.splitlines()[-1].strip() == "html: o/r.html"
     assert "FAIL (CI threshold: gateways held, grade ≥ C); status Blocked" in text
+
+
+def test_job_summary_heading_never_reads_as_a_passing_blocked_model() -> None:
+    # Gateways held, only QUAL assessed: grade F, status Blocked; the F threshold passes.
+    records = [*gateways_passed(), rec("F-A1-001", Outcome.CORROBORATED)]
+    heading = job_summary(score(records), fail_below="F").splitlines()[0]
+    assert heading == "## apr-qa: ✅ CI threshold passed (grade ≥ F) · status Blocked"
+    failing = job_summary(score(records), fail_below="C").splitlines()[0]
+    assert failing.startswith("## apr-qa: ❌ CI threshold failed") and "status Blocked" in failing
+
+
+def test_an_interrupted_run_says_so_in_the_heading_and_the_verdict() -> None:
+    from apr_qa.evidence import HaltKind
+
+    records = [
+        *gateways_passed(),
+        rec(
+            "F-A1-001",
+            Outcome.SKIPPED,
+            reason="not run: interrupted by SIGINT",
+            halted=HaltKind.INTERRUPTED,
+        ),
+    ]
+    run = score(records)
+    assert job_summary(run).splitlines()[0].startswith("## apr-qa: ⚠️ interrupted")
+    assert "INTERRUPTED" in verdict_text(run).splitlines()[-1]

@@ -69,6 +69,10 @@ class RecordFactory:
         known = lookup(gate)
         if known is None:
             raise ValueError(f"unknown gate id {gate!r}")  # a programming error, not bad input
+        if known.planned is not None and outcome is not Outcome.SKIPPED:
+            # Only the capability that implements a gate may decide it; until then the
+            # engine can only say it was not run (a serve cell, say).
+            raise ValueError(f"gate {gate} is planned ({known.planned}); it can only be skipped")
         with self._lock:
             number = next(self._ids)
         kept, chars, digest = bound_output(output)

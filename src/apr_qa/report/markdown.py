@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from apr_qa.evidence import Record
+from apr_qa.evidence import HaltKind, Record
 from apr_qa.score import GatewayVerdict as Verdict
 from apr_qa.score import ModelScore, RunScore
 
@@ -83,8 +83,16 @@ def _failure_entry(record: Record, *, with_output: bool) -> str:
 
 
 def _overview(run: RunScore, fail_below: str) -> str:
-    icon = "✅" if run.passes(fail_below) else "❌"
-    lines = [f"## apr-qa: {icon} {run.status}", ""]
+    # The heading answers the CI question (did the threshold pass?) and then states the
+    # status; "✅ Blocked" read as a contradiction, so each part says what it is.
+    interrupted = any(m.halted_by is HaltKind.INTERRUPTED for m in run.models)
+    if interrupted:
+        verdict = "⚠️ interrupted (partial evidence)"
+    elif run.passes(fail_below):
+        verdict = f"✅ CI threshold passed (grade ≥ {fail_below})"
+    else:
+        verdict = f"❌ CI threshold failed (gateways held and grade ≥ {fail_below})"
+    lines = [f"## apr-qa: {verdict} · status {run.status}", ""]
     if not run.models:
         lines += ["No evidence records: nothing was scored (status Pending).", ""]
     else:
