@@ -28,6 +28,7 @@ __all__ = [
     "ContextOverflow",
     "Generation",
     "LoadError",
+    "Unsupported",
     "Vocab",
     "backend_for_format",
     "check_device",
@@ -56,6 +57,11 @@ class LoadError(AprQaError):
 
     This is evidence about the model (gate G1), not bad input: the engine records it.
     """
+
+
+class Unsupported(AprQaError):
+    """The runtime cannot answer this kind of request (llama.cpp has no per-layer
+    hidden states); a check that needs it is skipped, not failed."""
 
 
 class ContextOverflow(UsageError):
@@ -123,6 +129,11 @@ class Backend(Protocol):
 
     def score(self, token_ids: Sequence[int]) -> npt.NDArray[np.float32]:
         """Teacher-forced logits, float32 ``[len(token_ids), vocab]``."""
+        ...
+
+    def hidden_states(self, token_ids: Sequence[int]) -> npt.NDArray[np.float32]:
+        """Every layer's output for ``token_ids``, float32 ``[layers + 1, len, hidden]``
+        (the embeddings first). Raises ``Unsupported`` where the runtime exposes none."""
         ...
 
     def vocab(self) -> Vocab:

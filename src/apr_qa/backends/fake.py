@@ -157,6 +157,16 @@ class FakeBackend:
             logits[row, (t + 1) % VOCAB_SIZE] = 1.0
         return logits
 
+    def hidden_states(self, token_ids: Sequence[int]) -> npt.NDArray[np.float32]:
+        """Two "layers" of width 4: each position's id, then its bits, as floats."""
+        logits = self.score(token_ids)  # validates the ids
+        ids = np.argmax(logits, axis=1).astype(np.float32) if len(logits) else np.zeros(0)
+        states = np.zeros((2, len(ids), 4), dtype=np.float32)
+        states[0, :, 0] = ids
+        for bit in range(4):
+            states[1, :, bit] = (ids.astype(np.int64) >> bit) & 1
+        return states
+
     def vocab(self) -> Vocab:
         """The script's ``vocab``, or a plain default."""
         self._loaded()

@@ -20,6 +20,7 @@ from apr_qa.backends import (
     ContextOverflow,
     Generation,
     LoadError,
+    Unsupported,
     Vocab,
     check_device,
     check_request,
@@ -130,6 +131,11 @@ class LlamaCppBackend:
         """Ids of ``text`` as a raw prompt; see ``Backend.tokenize``."""
         llm = self._loaded()
         return [int(t) for t in llm.tokenize(text.encode(), add_bos=True, special=True)]
+
+    def hidden_states(self, token_ids: Sequence[int]) -> npt.NDArray[np.float32]:
+        """Not available: llama-cpp-python exposes no per-layer outputs."""
+        self._loaded()
+        raise Unsupported(f"{self._path}: llama.cpp exposes no per-layer hidden states")
 
     def score(self, token_ids: Sequence[int]) -> npt.NDArray[np.float32]:
         """Teacher-forced logits for ``token_ids``, float32 ``[n, vocab]``.

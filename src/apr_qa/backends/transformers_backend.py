@@ -219,6 +219,25 @@ class TransformersBackend:
             ).logits
         return np.ascontiguousarray(logits[0].float().cpu().numpy(), dtype=np.float32)
 
+    def hidden_states(self, token_ids: Sequence[int]) -> npt.NDArray[np.float32]:
+        """Every layer's output (embeddings first), float32 ``[layers + 1, n, hidden]``."""
+        model, _ = self._loaded()
+        import torch
+
+        vocab_size = int(model.get_output_embeddings().weight.shape[0])
+        ids = checked_ids(token_ids, vocab_size, self._context(), self._path)
+        hidden = int(model.config.hidden_size)
+        layers = int(model.config.num_hidden_layers)
+        if not ids:
+            return np.zeros((layers + 1, 0, hidden), dtype=np.float32)
+        with torch.inference_mode():
+            out = model(
+                input_ids=torch.tensor([ids], dtype=torch.long, device=self._device),
+                output_hidden_states=True,
+            )
+        stacked = torch.stack([h[0] for h in out.hidden_states]).float().cpu().numpy()
+        return np.ascontiguousarray(stacked, dtype=np.float32)
+
     def vocab(self) -> Vocab:
         """Pad, EOS and special tokens of the tokenizer."""
         _, tokenizer = self._loaded()

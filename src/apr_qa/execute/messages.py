@@ -26,6 +26,8 @@ __all__ = [
     "Failed",
     "Generate",
     "Generated",
+    "Hidden",
+    "HiddenStates",
     "Load",
     "Loaded",
     "Logits",
@@ -84,6 +86,13 @@ class Score:
 
 
 @dataclass(frozen=True)
+class HiddenStates:
+    """Every layer's output for ``token_ids`` (answered by :class:`Hidden`)."""
+
+    token_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class Ping:
     """Are you alive and idle?"""
 
@@ -131,6 +140,18 @@ class Logits:
 
 
 @dataclass(frozen=True)
+class Hidden:
+    """A float32 ``[layers + 1, tokens, hidden]`` array."""
+
+    values: npt.NDArray[np.float32]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Hidden) and np.array_equal(self.values, other.values)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+@dataclass(frozen=True)
 class Failed:
     """The request could not be honoured; ``error`` is one line (evidence, not a crash)."""
 
@@ -142,8 +163,8 @@ class Pong:
     """Alive and idle."""
 
 
-Request: TypeAlias = Load | Generate | Tokenize | Score | Ping | Exit
-Reply: TypeAlias = Loaded | Generated | Tokens | Logits | Failed | Pong
+Request: TypeAlias = Load | Generate | Tokenize | Score | HiddenStates | Ping | Exit
+Reply: TypeAlias = Loaded | Generated | Tokens | Logits | Hidden | Failed | Pong
 Message: TypeAlias = Request | Reply
 
 _BY_OP: dict[str, type[Any]] = {
@@ -151,12 +172,14 @@ _BY_OP: dict[str, type[Any]] = {
     "generate": Generate,
     "tokenize": Tokenize,
     "score": Score,
+    "hidden_states": HiddenStates,
     "ping": Ping,
     "exit": Exit,
     "loaded": Loaded,
     "generated": Generated,
     "tokens": Tokens,
     "logits": Logits,
+    "hidden": Hidden,
     "failed": Failed,
     "pong": Pong,
 }
@@ -173,7 +196,7 @@ def _fields(message: Message) -> dict[str, Any]:
             return {"load_s": load_s, "vocab": dataclasses.asdict(vocab)}
         case Generated(generation=gen):
             return {"generation": dataclasses.asdict(gen)}
-        case Logits(values=values):
+        case Logits(values=values) | Hidden(values=values):
             array = np.ascontiguousarray(values, dtype=np.float32)
             return {
                 "shape": list(array.shape),
@@ -205,14 +228,15 @@ def _build(cls: type[Any], fields: dict[str, Any]) -> Message:
         gen = dict(fields["generation"])
         gen["token_ids"] = tuple(gen["token_ids"])
         return Generated(Generation(**gen))
-    if cls is Logits:
+    if cls in (Logits, Hidden):
         raw = base64.b64decode(fields["data"])
         values = np.frombuffer(raw, dtype=np.float32).reshape(fields["shape"]).copy()
-        return Logits(values)
+        array: Message = cls(values)
+        return array
     if cls is Generate:
         messages = fields.get("messages")
         fields["messages"] = None if messages is None else tuple(dict(m) for m in messages)
-    if cls in (Tokens, Score):
+    if cls in (Tokens, Score, HiddenStates):
         name = "ids" if cls is Tokens else "token_ids"
         fields[name] = tuple(int(i) for i in fields[name])
     message: Message = cls(**fields)
@@ -230,8 +254,8 @@ def decode(line: bytes | str) -> Message:
         raise ProtocolError(f"not a worker message: {shown!r} ({exc})") from exc
 
 
-_REQUESTS = (Load, Generate, Tokenize, Score, Ping, Exit)
-_REPLIES = (Loaded, Generated, Tokens, Logits, Failed, Pong)
+_REQUESTS = (Load, Generate, Tokenize, Score, HiddenStates, Ping, Exit)
+_REPLIES = (Loaded, Generated, Tokens, Logits, Hidden, Failed, Pong)
 
 
 def decode_request(line: bytes | str) -> Request:

@@ -20,6 +20,8 @@ from apr_qa.execute.messages import (
     Failed,
     Generate,
     Generated,
+    Hidden,
+    HiddenStates,
     Load,
     Loaded,
     Logits,
@@ -75,6 +77,8 @@ def _answer(backend: Backend | None, request: Request) -> tuple[Backend | None, 
             return backend, Tokens(tuple(backend.tokenize(text)))
         case Score(token_ids=ids):
             return backend, Logits(backend.score(ids))
+        case HiddenStates(token_ids=ids):
+            return backend, Hidden(backend.hidden_states(ids))
     return backend, Failed(f"unsupported request {type(request).__name__}")
 
 
