@@ -444,11 +444,11 @@ def test_every_record_has_a_stable_key_and_a_hash_of_its_output(tmp_path: Path) 
 # -- G0-FORMAT-GGUF-001: a GGUF the converter cannot produce -----------------------------
 
 
-def test_g0_format_gguf_falsified_when_the_converter_cannot_convert(tmp_path: Path) -> None:
+def _unconvertible(tmp_path: Path) -> Path:
+    """A playbook asking for a GGUF of gemma2, a real checkpoint the reference
+    converter does not support."""
     import shutil
 
-    # gemma2 is a real checkpoint the reference converter does not support: the GGUF
-    # the playbook asks for cannot be produced, which is a finding, not a crash.
     model = tmp_path / "gemma2"
     shutil.copytree(Path(__file__).parents[1] / "fixtures" / "arch" / "gemma2", model)
     book = tmp_path / "book.yaml"
@@ -459,8 +459,13 @@ def test_g0_format_gguf_falsified_when_the_converter_cannot_convert(tmp_path: Pa
         "failure_policy: collect-all\n"
         "scenarios:\n  - {name: hi, prompt: 'Hello', oracle: garbage}\n"
     )
-    out = tmp_path / "out"
-    records = execute([load_playbook(book)], RunOptions(output_dir=out)).records
+    return book
+
+
+def test_g0_format_gguf_falsified_when_the_converter_cannot_convert(tmp_path: Path) -> None:
+    # The GGUF the playbook asks for cannot be produced: a finding, not a crash.
+    options = RunOptions(output_dir=tmp_path / "out")
+    records = execute([load_playbook(_unconvertible(tmp_path))], options).records
     (conversion,) = _by(records, "G0-FORMAT-GGUF-001")
     assert conversion.outcome is Outcome.FALSIFIED
     assert "conversion failed" in conversion.reason
@@ -478,19 +483,8 @@ def test_g0_format_gguf_falsified_when_the_converter_cannot_convert(tmp_path: Pa
 def test_no_convert_skips_a_missing_quantization_instead_of_failing_the_model(
     tmp_path: Path,
 ) -> None:
-    import shutil
-
-    model = tmp_path / "gemma2"
-    shutil.copytree(Path(__file__).parents[1] / "fixtures" / "arch" / "gemma2", model)
-    book = tmp_path / "book.yaml"
-    book.write_text(
-        f"name: conv\nmodel: {{id: org/gemma2, path: {model}}}\n"
-        "test_matrix: {modalities: [run], backends: [cpu], formats: [gguf], "
-        "quantizations: [q8_0], max_tokens: 8}\n"
-        "scenarios:\n  - {name: hi, prompt: 'Hello', oracle: garbage}\n"
-    )
     options = RunOptions(output_dir=tmp_path / "out", convert_missing=False)
-    records = execute([load_playbook(book)], options).records
+    records = execute([load_playbook(_unconvertible(tmp_path))], options).records
     failed = [r for r in records if r.outcome in (Outcome.FALSIFIED, Outcome.CRASHED)]
     assert failed == []
     (scenario,) = _by(records, "F-A1-001")

@@ -127,28 +127,29 @@ class Tokens:
     ids: tuple[int, ...]
 
 
-@dataclass(frozen=True)
-class Logits:
+@dataclass(frozen=True, eq=False)
+class _Array:
+    """A float32 array reply; equal when of the same type with equal values."""
+
+    values: npt.NDArray[np.float32]
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return False
+        assert isinstance(other, _Array)
+        return bool(np.array_equal(self.values, other.values))
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+@dataclass(frozen=True, eq=False)
+class Logits(_Array):
     """A float32 ``[rows, vocab]`` matrix."""
 
-    values: npt.NDArray[np.float32]
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Logits) and np.array_equal(self.values, other.values)
-
-    __hash__ = None  # type: ignore[assignment]
-
-
-@dataclass(frozen=True)
-class Hidden:
+@dataclass(frozen=True, eq=False)
+class Hidden(_Array):
     """A float32 ``[layers + 1, tokens, hidden]`` array."""
-
-    values: npt.NDArray[np.float32]
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Hidden) and np.array_equal(self.values, other.values)
-
-    __hash__ = None  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -196,7 +197,7 @@ def _fields(message: Message) -> dict[str, Any]:
             return {"load_s": load_s, "vocab": dataclasses.asdict(vocab)}
         case Generated(generation=gen):
             return {"generation": dataclasses.asdict(gen)}
-        case Logits(values=values) | Hidden(values=values):
+        case _Array(values=values):
             array = np.ascontiguousarray(values, dtype=np.float32)
             return {
                 "shape": list(array.shape),
