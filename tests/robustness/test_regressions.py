@@ -315,3 +315,15 @@ def test_an_unknown_format_version_is_refused(tmp_path: Path, version: str) -> N
 def test_this_format_and_the_original_revisions_are_accepted(tmp_path: Path, version: str) -> None:
     path = playbook(tmp_path, f"version: {version}\n" + MODEL)
     assert_clean(invoke("validate", str(path)), 0)
+
+
+def test_convert_a_checkpoint_with_a_deeply_nested_config_is_a_usage_error(tmp_path: Path) -> None:
+    # Found by the fuzzing suite: json.loads raised RecursionError through `apr-qa convert`.
+    src = tmp_path / "ckpt"
+    src.mkdir()
+    (src / "config.json").write_text("[" * 100_000, encoding="utf-8")
+    result = invoke("convert", str(src), str(tmp_path / "out.gguf"))
+    assert_clean(result, 2)
+    assert (
+        f"{src / 'config.json'}: unreadable JSON: JSON nested 100000 levels deep" in result.stderr
+    )

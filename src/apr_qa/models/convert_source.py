@@ -13,11 +13,14 @@ from typing import Any
 
 import numpy as np
 
+from apr_qa.bounded import loads_bounded, read_regular
 from apr_qa.errors import EnvironmentProblem, UsageError
 
 __all__ = ["SourceTensor", "list_tensors", "read_config", "read_tensor"]
 
 _INDEX = "model.safetensors.index.json"
+# A config.json is a few kilobytes; this bounds a hostile one without refusing a real one.
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -40,8 +43,8 @@ def read_config(src: Path) -> dict[str, Any]:
     if not path.is_file():
         raise UsageError(f"{path}: missing; not a Hugging Face checkpoint")
     try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        config = loads_bounded(read_regular(path, MAX_CONFIG_BYTES, "config.json").decode("utf-8"))
+    except (OSError, ValueError) as exc:  # JsonOutOfBounds and UnicodeDecodeError included
         raise UsageError(f"{path}: unreadable JSON: {exc}") from exc
     if not isinstance(config, dict):
         raise UsageError(f"{path}: expected a JSON object")
@@ -53,7 +56,7 @@ def _weight_files(src: Path) -> list[Path]:
     if index.is_file():
         try:
             weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
             raise UsageError(f"{index}: not a safetensors index: {exc}") from exc
         files = [src / name for name in dict.fromkeys(weight_map.values())]
         for file in files:

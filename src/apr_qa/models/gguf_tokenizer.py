@@ -311,6 +311,8 @@ def _json(path: Path) -> dict[str, Any]:
         loaded = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise UsageError(f"{path}: unreadable JSON: {exc}") from exc
+    except RecursionError:  # a hostile file nested thousands deep: not a tokenizer
+        raise UsageError(f"{path}: unreadable JSON: nested too deeply") from None
     if not isinstance(loaded, dict):
         raise UsageError(f"{path}: expected a JSON object")
     return loaded
