@@ -327,3 +327,22 @@ def test_convert_a_checkpoint_with_a_deeply_nested_config_is_a_usage_error(tmp_p
     assert (
         f"{src / 'config.json'}: unreadable JSON: JSON nested 100000 levels deep" in result.stderr
     )
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        '{"architectures": -1}',
+        '{"architectures": ["LlamaForCausalLM"], "num_attention_heads": 4, "hidden_size": 8, "rope_scaling": 5}',
+    ],
+)
+def test_convert_a_config_with_values_of_the_wrong_type_is_a_usage_error(
+    tmp_path: Path, config: str
+) -> None:
+    # Found by the fuzzing suite: `for arch in -1` raised TypeError through `apr-qa convert`.
+    src = tmp_path / "ckpt"
+    src.mkdir()
+    (src / "config.json").write_text(config, encoding="utf-8")
+    result = invoke("convert", str(src), str(tmp_path / "out.gguf"))
+    assert_clean(result, 2)
+    assert f"{src / 'config.json'}: unusable value:" in result.stderr
