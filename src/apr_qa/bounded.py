@@ -8,8 +8,9 @@ opened, then reads at most ``limit + 1`` bytes whatever ``stat`` said.
 Python's ``json`` parser recurses once per ``[`` or ``{``: a line of ten
 thousand brackets raises RecursionError, and a value a little shallower than
 the interpreter's limit makes every recursive consumer after it (a schema
-validator) overflow instead. :func:`loads_bounded` refuses a document nested
-deeper than a small limit before parsing it.
+validator) overflow instead; an integer of 4301 digits raises a plain ValueError.
+:func:`loads_bounded` refuses a document nested deeper than a small limit before
+parsing it, and integers longer than a hundred digits while parsing.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from apr_qa.errors import UsageError
 
 __all__ = [
     "MAX_JSON_DEPTH",
-    "NestingTooDeep",
+    "MAX_JSON_INT_DIGITS",
+    "JsonOutOfBounds",
     "UnreadableInput",
     "json_depth",
     "loads_bounded",
@@ -31,6 +33,8 @@ __all__ = [
 
 # Deeper than any record or config apr-qa writes or reads (evidence records nest about 4).
 MAX_JSON_DEPTH = 64
+# Far beyond any count or seed; int() itself refuses 4301 digits.
+MAX_JSON_INT_DIGITS = 100
 
 
 class UnreadableInput(UsageError):
@@ -45,8 +49,15 @@ class UnreadableInput(UsageError):
         super().__init__(f"{path}: {reason}")
 
 
-class NestingTooDeep(ValueError):
-    """A JSON document nests arrays and objects deeper than allowed."""
+class JsonOutOfBounds(ValueError):
+    """A JSON document nests deeper, or writes a longer integer, than allowed."""
+
+
+def _bounded_int(text: str) -> int:
+    # int() refuses 4301+ digits with a plain ValueError deep inside json.loads.
+    if len(text) > MAX_JSON_INT_DIGITS:
+        raise JsonOutOfBounds(f"JSON integer of {len(text)} digits (limit {MAX_JSON_INT_DIGITS})")
+    return int(text)
 
 
 def _kind(mode: int) -> str:
@@ -116,14 +127,15 @@ def json_depth(text: str) -> int:
 
 
 def loads_bounded(text: str, max_depth: int = MAX_JSON_DEPTH) -> object:
-    """``json.loads`` that refuses documents nested deeper than ``max_depth``.
+    """``json.loads`` that refuses documents nested deeper than ``max_depth`` and
+    integers longer than MAX_JSON_INT_DIGITS.
 
-    Raises :class:`NestingTooDeep` (a ValueError) for deep documents and
+    Raises :class:`JsonOutOfBounds` (a ValueError) for those and
     ``json.JSONDecodeError`` for text that is not JSON.
     """
     # Counting brackets runs in C; only text with enough of them needs the exact scan.
     if text.count("[") + text.count("{") > max_depth:
         depth = json_depth(text)
         if depth > max_depth:
-            raise NestingTooDeep(f"JSON nested {depth} levels deep (limit {max_depth})")
-    return json.loads(text)
+            raise JsonOutOfBounds(f"JSON nested {depth} levels deep (limit {max_depth})")
+    return json.loads(text, parse_int=_bounded_int)

@@ -23,7 +23,7 @@ from importlib import metadata, resources
 from pathlib import Path
 from typing import IO, Any
 
-from apr_qa.bounded import NestingTooDeep, loads_bounded
+from apr_qa.bounded import JsonOutOfBounds, loads_bounded
 from apr_qa.errors import UsageError
 from apr_qa.gates import Category, Severity
 
@@ -349,7 +349,7 @@ def read_evidence(paths: Iterable[Path]) -> ReadResult:
                 continue
             try:
                 data = loads_bounded(line)
-            except NestingTooDeep as exc:
+            except JsonOutOfBounds as exc:
                 warnings.append(f"{where}: {exc}, skipped")
                 continue
             except json.JSONDecodeError:

@@ -164,7 +164,7 @@ def test_an_evidence_line_over_the_length_bound_is_skipped(tmp_path: Path) -> No
 
     evidence = tmp_path / "e.jsonl"
     evidence.write_text('"' + "x" * (MAX_RECORD_BYTES + 10) + '"\n', encoding="utf-8")
-    with EvidenceWriter(evidence) as writer:
+    with EvidenceWriter(evidence, append=True) as writer:
         writer.write(_record())
     read = read_evidence([evidence])
     assert [r.record_id for r in read.records] == ["r-1"]
@@ -315,3 +315,37 @@ def test_an_unknown_format_version_is_refused(tmp_path: Path, version: str) -> N
 def test_this_format_and_the_original_revisions_are_accepted(tmp_path: Path, version: str) -> None:
     path = playbook(tmp_path, f"version: {version}\n" + MODEL)
     assert_clean(invoke("validate", str(path)), 0)
+
+
+def test_convert_a_checkpoint_with_a_deeply_nested_config_is_a_usage_error(tmp_path: Path) -> None:
+    # Found by the fuzzing suite: json.loads raised RecursionError through `apr-qa convert`.
+    src = tmp_path / "ckpt"
+    src.mkdir()
+    (src / "config.json").write_text("[" * 100_000, encoding="utf-8")
+    result = invoke("convert", str(src), str(tmp_path / "out.gguf"))
+    assert_clean(result, 2)
+    assert (
+        f"{src / 'config.json'}: not valid JSON (JSON nested 100000 levels deep" in result.stderr
+    )
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        '{"architectures": -1}',
+        '{"architectures": ["LlamaForCausalLM"], "num_attention_heads": 4, "hidden_size": 8, "rope_scaling": 5}',
+    ],
+)
+def test_convert_a_config_with_values_of_the_wrong_type_is_a_usage_error(
+    tmp_path: Path, config: str
+) -> None:
+    # Found by the fuzzing suite: `for arch in -1` raised TypeError through `apr-qa convert`.
+    src = tmp_path / "ckpt"
+    src.mkdir()
+    (src / "config.json").write_text(config, encoding="utf-8")
+    result = invoke("convert", str(src), str(tmp_path / "out.gguf"))
+    assert_clean(result, 2)
+    # one line naming the file: the value it cannot use, or the architecture it cannot read
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"apr-qa: error: {src / 'config.json'}: ")
+    assert "unusable value:" in line or "unsupported architecture" in line

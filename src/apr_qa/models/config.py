@@ -10,12 +10,12 @@ converter, which needs the value, raises it (:meth:`ModelConfig.require`).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from apr_qa.bounded import loads_bounded, read_regular
 from apr_qa.errors import UsageError
 
 __all__ = ["CONFIG_FILE", "GGUF_KEYS", "SIZE_KEYS", "ModelConfig", "read_config_json"]
@@ -48,6 +48,10 @@ GGUF_KEYS: Mapping[str, str] = {
 """Hugging Face config key -> the GGUF metadata key after ``<arch>.``."""
 
 
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
+"""A config.json is a few kilobytes; this bounds a hostile one without refusing a real one."""
+
+
 def read_config_json(directory: Path, *, missing_ok: bool = False) -> dict[str, Any]:
     """The ``config.json`` of checkpoint ``directory`` as a dict.
 
@@ -60,8 +64,10 @@ def read_config_json(directory: Path, *, missing_ok: bool = False) -> dict[str, 
             return {}
         raise UsageError(f"{path}: missing; not a Hugging Face checkpoint")
     try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        # config.json is input: bounded in size and nesting like any other.
+        raw = read_regular(path, MAX_CONFIG_BYTES, "config.json")
+        config = loads_bounded(raw.decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # JsonOutOfBounds included
         raise UsageError(f"{path}: not valid JSON ({exc})") from exc
     if not isinstance(config, dict):
         raise UsageError(f"{path}: not a JSON object")

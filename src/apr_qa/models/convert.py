@@ -98,8 +98,13 @@ def convert_with_report(src: Path, dst: Path, quant: str) -> ConversionReport:
         # Replacing a device node or FIFO with the output would be worse than refusing.
         raise UsageError(f"{dst}: is a special file, not a GGUF file path")
     config = ModelConfig.read(checkpoint_dir(src))
-    arch = _architecture(src, config)
-    hparams = _HParams.from_config(src, config)
+    try:
+        arch = _architecture(src, config)
+        hparams = _HParams.from_config(src, config)
+    except (TypeError, ValueError, ArithmeticError) as exc:
+        # config.json is input: a value of the wrong type ("architectures": -1,
+        # "rope_scaling": 5, "num_key_value_heads": "x") is a bad checkpoint, not a bug.
+        raise UsageError(f"{src / 'config.json'}: unusable value: {exc}") from None
     tensors = list_tensors(src)
     from apr_qa.models.gguf_tokenizer import read_tokenizer
 
