@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from apr_qa import __version__
-from apr_qa.errors import AprQaError, ExitCode, PlaybookError, Problem
+from apr_qa.errors import AprQaError, ExitCode, PlaybookError
+from apr_qa.playbook.model import Device, FailurePolicy
 
 if TYPE_CHECKING:
-    from apr_qa.playbook import Playbook
+    from apr_qa.api import Loaded
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -73,41 +74,33 @@ def cli(ctx: click.Context, verbose: int, quiet: int) -> None:
 _playbooks_arg = click.argument(
     "playbooks", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False)
 )
+
+
+def _model_path(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """Refuse a --model-path that exists but is neither a file nor a directory (/dev/null)."""
+    if value is not None and value.exists() and not (value.is_file() or value.is_dir()):
+        raise click.BadParameter(
+            f"{value} is a special file (device, FIFO or socket), not a model file or directory"
+        )
+    return value
+
+
 _model_path_opt = click.option(
     "--model-path",
     type=click.Path(path_type=Path),
+    callback=_model_path,
     help="Use this model (directory or file) instead of, or in the absence of, the playbook's.",
 )
 
 
-def _load_all(paths: tuple[Path, ...], model_path: Path | None, *, quiet: bool) -> list[Playbook]:
-    """Load every playbook, reporting all problems of all files before failing."""
-    from apr_qa.playbook import load_playbook
+def _load_all(paths: tuple[Path, ...], model_path: Path | None, *, quiet: bool) -> Loaded:
+    """Load every playbook (all problems of all files at once); print the warnings."""
+    from apr_qa import api
 
-    loaded: list[Playbook] = []
-    problems: list[Problem] = []
-    warned: dict[str, int] = {}
-    for path in paths:
-        try:
-            playbook = load_playbook(path, model_path=model_path)
-        except PlaybookError as exc:
-            problems.extend(exc.problems)
-            continue
-        loaded.append(playbook)
-        for warning in playbook.warnings:
-            warned[warning] = warned.get(warning, 0) + 1
+    loaded = api.load(paths, model_path)
     if not quiet:
-        for warning, count in warned.items():
-            files = (
-                f" (in {count} files)"
-                if count > 1
-                else f" ({loaded[0].path})"
-                if len(paths) == 1
-                else ""
-            )
-            click.echo(f"apr-qa: warning: {warning}{files}", err=True)
-    if problems:
-        raise PlaybookError(problems)
+        for warning in loaded.warnings:
+            click.echo(f"apr-qa: warning: {warning}", err=True)
     return loaded
 
 
@@ -126,7 +119,7 @@ def validate(
     ctx: click.Context, playbooks: tuple[Path, ...], model_path: Path | None, lock_file: Path | None
 ) -> None:
     """Check playbooks against the schema; one file:line:col line per problem."""
-    loaded = _load_all(playbooks, model_path, quiet=ctx.obj["quiet"])
+    loaded = _load_all(playbooks, model_path, quiet=ctx.obj["quiet"]).playbooks
     if lock_file is not None:
         from apr_qa.lock import check_locked, read_lock
 
@@ -158,7 +151,7 @@ def plan(
     from apr_qa.planview import render_table, write_json
 
     shard = parse_shard(shard_text) if shard_text else None
-    the_plan = build_plan(_load_all(playbooks, model_path, quiet=ctx.obj["quiet"]), shard)
+    the_plan = build_plan(_load_all(playbooks, model_path, quiet=ctx.obj["quiet"]).playbooks, shard)
     if as_json:
         write_json(the_plan, sys.stdout)
     else:
@@ -190,7 +183,7 @@ def lock(
     """Write sha256 entries for playbooks to a lock file."""
     from apr_qa.lock import DEFAULT_FIELDS, write_lock
 
-    loaded = _load_all(playbooks, None, quiet=ctx.obj["quiet"])
+    loaded = _load_all(playbooks, None, quiet=ctx.obj["quiet"]).playbooks
     count = write_lock(output, loaded, fields or DEFAULT_FIELDS)
     if not ctx.obj["quiet"]:
         click.echo(f"locked {count} playbook{'s' if count != 1 else ''} in {output}", err=True)
@@ -262,50 +255,45 @@ def run(
     1 otherwise, 2 bad playbook or usage, 3 model or runtime missing,
     130 interrupted (evidence and reports are still written for what finished).
     """
+    from apr_qa import api
     from apr_qa.plan import parse_shard
-    from apr_qa.report import check_grade
-
-    grade = check_grade(fail_below)
-    shard = parse_shard(shard_text) if shard_text else None
-    quiet = ctx.obj["quiet"]
-    loaded = _load_all(playbooks, model_path, quiet=quiet)
-    from apr_qa.execute.warm import WarmPool
-
-    # Start the first workers now: their runtime imports overlap the rest of our start-up.
-    warm = None if shard else WarmPool.for_playbooks(loaded, workers, backends or None)
-    from apr_qa.execute import RunOptions, execute
-    from apr_qa.report import render_reports
     from apr_qa.report.terminal import verdict_text
 
-    for book in loaded:
-        if book.model.trust_remote_code and not trust_remote_code and not quiet:
-            click.echo(
-                f"apr-qa: warning: {book.path}: trust_remote_code refused "
-                "(the playbook opts in; pass --trust-remote-code to agree)",
-                err=True,
-            )
-    options = RunOptions(
+    quiet = ctx.obj["quiet"]
+    config = api.RunConfig(
         output_dir=output,
         workers=workers,
-        failure_policy=failure_policy,
-        backends=backends or None,
-        shard=shard,
+        failure_policy=FailurePolicy(failure_policy) if failure_policy else None,
+        shard=parse_shard(shard_text) if shard_text else None,
+        backends=tuple(Device(b) for b in backends),
+        fail_below=fail_below,
         trust_remote_code=trust_remote_code,
         convert_missing=not no_convert,
+        model_path=model_path,
         progress=sys.stderr.isatty() and not quiet,
     )
-    outcome = execute(loaded, options, warm=warm)
-    result = render_reports(outcome.records, output, fail_below=grade)
+    from apr_qa.report import check_grade
+
+    check_grade(fail_below)  # a bad --fail-below is a usage error before anything runs
+    loaded = _load_all(playbooks, model_path, quiet=quiet)
+    for warning in api.trust_warnings(loaded.playbooks, config) if not quiet else ():
+        click.echo(f"apr-qa: warning: {warning}", err=True)
+    result = api.run(loaded, config)
+    if result.report is None:
+        where = f"shard {config.shard}" if config.shard else "the selected backends"
+        click.echo(f"apr-qa: nothing to run in {where}; no report written", err=True)
+        sys.exit(result.exit_code)
     if not quiet:
-        for model, reason in outcome.halted.items():
-            click.echo(f"apr-qa: {model}: {reason}", err=True)
+        for model, reason in result.outcome.halted.items():
+            click.echo(f"apr-qa: {model}: halted: {reason}", err=True)
         click.echo(
             verdict_text(
-                result.run, fail_below=grade, reports=result.paths, color=sys.stdout.isatty()
+                result.report.run,
+                fail_below=result.report.fail_below,
+                reports=result.report.paths,
+                color=sys.stdout.isatty(),
             )
         )
-    if outcome.interrupted:
-        sys.exit(int(ExitCode.INTERRUPTED))
     sys.exit(result.exit_code)
 
 
@@ -321,9 +309,14 @@ def run(
 @_guarded
 def convert(src: Path, dst: Path, quant: str) -> None:
     """Convert a Hugging Face checkpoint SRC to GGUF file DST (reference converter)."""
+    from apr_qa.errors import EnvironmentProblem
     from apr_qa.models.convert import convert as run_convert
 
-    out = run_convert(src, dst, quant)
+    try:
+        out = run_convert(src, dst, quant)
+    except OSError as exc:  # a full disk, a read-only directory: the machine, not the input
+        where = exc.filename or dst
+        raise EnvironmentProblem(f"{where}: {exc.strerror or exc}") from None
     click.echo(f"wrote {out}")
 
 

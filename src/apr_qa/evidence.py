@@ -8,6 +8,7 @@ re-scored, re-rendered or merged across shards without loading a model.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import platform
@@ -22,25 +23,37 @@ from importlib import metadata, resources
 from pathlib import Path
 from typing import IO, Any
 
+from apr_qa.bounded import NestingTooDeep, loads_bounded
 from apr_qa.errors import UsageError
+from apr_qa.gates import Category, Severity
 
 __all__ = [
     "MAX_OUTPUT_CHARS",
+    "MAX_RECORD_BYTES",
     "SCHEMA_VERSION",
     "EvidenceWriter",
+    "HaltKind",
     "Outcome",
     "ReadResult",
     "Record",
     "ScenarioInfo",
+    "bound_output",
     "cell_name",
+    "check_key",
+    "decide",
     "host_info",
     "now_utc",
     "read_evidence",
     "record_schema",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""Version 2 added ``key``, ``halted``, ``output_chars``, ``output_sha256`` and
+``scenario.id``; version 1 records still read (their key is derived on reading)."""
 MAX_OUTPUT_CHARS = 4096
+# One record line, read bounded: outputs are cut at MAX_OUTPUT_CHARS, but prompts
+# (the very-long edge cases) and reasons are not, so leave room far above them.
+MAX_RECORD_BYTES = 8 * 1024 * 1024
 
 
 class Outcome(StrEnum):
@@ -53,6 +66,27 @@ class Outcome(StrEnum):
     CRASHED = "crashed"
 
 
+def decide(passed: bool | None, *, timed_out: bool = False) -> Outcome:
+    """The one rule from a verdict to an outcome, for every check and oracle.
+
+    ``passed`` is None when nothing was compared (skipped, never passed); a
+    judgment that ran out of time is a timeout, whatever it had seen so far.
+    """
+    if timed_out:
+        return Outcome.TIMEOUT
+    if passed is None:
+        return Outcome.SKIPPED
+    return Outcome.CORROBORATED if passed else Outcome.FALSIFIED
+
+
+class HaltKind(StrEnum):
+    """Why a check was not run although it was planned."""
+
+    STOP_ON_P0 = "stop-on-p0"
+    FAIL_FAST = "fail-fast"
+    INTERRUPTED = "interrupted"
+
+
 def cell_name(model: str, *coordinates: str | None) -> str:
     """``model.format.quant.backend.modality``, stopping where the coordinates stop
     (an artifact check is ``model.format.quant``, a model check ``model``)."""
@@ -62,11 +96,44 @@ def cell_name(model: str, *coordinates: str | None) -> str:
     return ".".join(p or "-" for p in parts)
 
 
+def check_key(
+    model: str,
+    format: str | None,
+    quantization: str | None,
+    backend: str | None,
+    modality: str | None,
+    gate: str,
+    scenario_id: str | None,
+) -> str:
+    """The stable key of a check: the same check in two runs has the same key.
+
+    Two runs (or two shards) are compared, deduplicated and merged by it; it
+    holds nothing that changes from run to run (ids, times, hosts).
+    """
+    parts = (model, format, quantization, backend, modality, gate, scenario_id)
+    return "|".join(p or "-" for p in parts)
+
+
+def bound_output(text: str | None) -> tuple[str | None, int | None, str | None]:
+    """``(kept text, full length, sha256 of the full text)`` for an output.
+
+    Evidence keeps at most ``MAX_OUTPUT_CHARS`` of an output; the length and the
+    hash of the whole text survive, so two runs can still tell whether their
+    outputs were identical.
+    """
+    if text is None:
+        return None, None, None
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    kept = text if len(text) <= MAX_OUTPUT_CHARS else text[:MAX_OUTPUT_CHARS] + "…[truncated]"
+    return kept, len(text), digest
+
+
 @dataclass(frozen=True)
 class ScenarioInfo:
-    """Where a scenario came from and what it asked."""
+    """Where a scenario came from and what it asked. ``id`` is stable across runs."""
 
     name: str
+    id: str | None = None
     oracle: str | None = None
     prompt: str | None = None
     messages: tuple[Mapping[str, str], ...] | None = None
@@ -82,26 +149,46 @@ class Record:
     run_id: str
     record_id: str
     gate: str
-    category: str
-    severity: str
+    category: Category
+    severity: Severity
     outcome: Outcome
     reason: str
     model: str
+    key: str = ""
+    """Stable across runs (:func:`check_key`); derived from the coordinates when empty."""
     format: str | None = None
     quantization: str | None = None
     backend: str | None = None
     modality: str | None = None
     scenario: ScenarioInfo | None = None
     output: str | None = None
+    output_chars: int | None = None
+    output_sha256: str | None = None
     expected: Any = None
     metrics: Mapping[str, float] = field(default_factory=dict)
     counterexample: str | None = None
+    halted: HaltKind | None = None
     playbook: str | None = None
     playbook_sha256: str | None = None
     shard: str | None = None
     host: Mapping[str, str] = field(default_factory=dict)
     timestamp: str = ""
     schema_version: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            scenario = self.scenario
+            scenario_id = None if scenario is None else scenario.id or scenario.name
+            key = check_key(
+                self.model,
+                self.format,
+                self.quantization,
+                self.backend,
+                self.modality,
+                self.gate,
+                scenario_id,
+            )
+            object.__setattr__(self, "key", key)
 
     @property
     def cell(self) -> str:
@@ -115,9 +202,11 @@ class Record:
     def to_json(self) -> dict[str, Any]:
         """The record as a JSON-safe mapping, output bounded."""
         data = dataclasses.asdict(self)
-        data["outcome"] = str(self.outcome)
-        if self.output is not None and len(self.output) > MAX_OUTPUT_CHARS:
-            data["output"] = self.output[:MAX_OUTPUT_CHARS] + "…[truncated]"
+        for name in ("outcome", "category", "severity", "halted"):
+            if data[name] is not None:
+                data[name] = str(data[name])
+        if self.output is not None and len(self.output) > MAX_OUTPUT_CHARS + 20:
+            data["output"] = bound_output(self.output)[0]
         if data["scenario"] is not None and data["scenario"]["messages"] is not None:
             data["scenario"]["messages"] = [dict(m) for m in data["scenario"]["messages"]]
         return data
@@ -127,13 +216,17 @@ class Record:
         """Rebuild a record written by :meth:`to_json` (validated beforehand)."""
         values = dict(data)
         values["outcome"] = Outcome(values["outcome"])
+        values["category"] = Category(values["category"])
+        values["severity"] = Severity(values["severity"])
+        if values.get("halted") is not None:
+            values["halted"] = HaltKind(values["halted"])
         scenario = values.get("scenario")
         if scenario is not None:
             scenario = dict(scenario)
             if scenario.get("messages") is not None:
                 scenario["messages"] = tuple(dict(m) for m in scenario["messages"])
             values["scenario"] = ScenarioInfo(**scenario)
-        return cls(**values)
+        return cls(**values)  # a version-1 record gets its key from its coordinates
 
 
 @cache
@@ -164,10 +257,12 @@ class EvidenceWriter:
     ``fsync=True`` also survives a crash of the machine, at a cost per record.
     """
 
-    def __init__(self, path: Path, *, fsync: bool = False) -> None:
+    def __init__(self, path: Path, *, fsync: bool = False, append: bool = False) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh: IO[bytes] = path.open("ab")
+        # A run replaces the evidence of the last run in its directory (the run's
+        # lock on the directory keeps a concurrent run out).
+        self._fh: IO[bytes] = path.open("ab" if append else "wb")
         self._fsync = fsync
         self.count = 0
 
@@ -214,10 +309,19 @@ class ReadResult:
     warnings: list[str]
 
 
-def _iter_lines(path: Path) -> Iterator[tuple[int, str, bool]]:
-    with path.open("r", encoding="utf-8", errors="replace") as fh:
-        for number, line in enumerate(fh, start=1):
-            yield number, line, line.endswith("\n")
+def _iter_lines(path: Path) -> Iterator[tuple[int, str | None, bool]]:
+    """``(line number, text, complete)``; text is None for a line over MAX_RECORD_BYTES,
+    which is read past in bounded chunks, never held whole."""
+    with path.open("rb") as fh:
+        number = 0
+        while raw := fh.readline(MAX_RECORD_BYTES + 1):
+            number += 1
+            if len(raw) > MAX_RECORD_BYTES and not raw.endswith(b"\n"):
+                while (rest := fh.readline(MAX_RECORD_BYTES)) and not rest.endswith(b"\n"):
+                    pass
+                yield number, None, True
+                continue
+            yield number, raw.decode("utf-8", errors="replace"), raw.endswith(b"\n")
 
 
 def read_evidence(paths: Iterable[Path]) -> ReadResult:
@@ -237,11 +341,17 @@ def read_evidence(paths: Iterable[Path]) -> ReadResult:
             raise UsageError(f"{path}: evidence file not found")
         seen = 0
         for number, line, complete in _iter_lines(path):
+            where = f"{path}:{number}"
+            if line is None:
+                warnings.append(f"{where}: line longer than {MAX_RECORD_BYTES} bytes, skipped")
+                continue
             if not line.strip():
                 continue
-            where = f"{path}:{number}"
             try:
-                data = json.loads(line)
+                data = loads_bounded(line)
+            except NestingTooDeep as exc:
+                warnings.append(f"{where}: {exc}, skipped")
+                continue
             except json.JSONDecodeError:
                 kind = "truncated last line" if not complete else "not JSON"
                 warnings.append(f"{where}: {kind}, skipped")

@@ -7,13 +7,13 @@ docs/gates.md beside the test that shows each gate failing.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from enum import StrEnum
 
 __all__ = [
     "CATEGORY_WEIGHTS",
     "GATEWAYS",
+    "Capability",
     "Category",
     "Gate",
     "Severity",
@@ -53,26 +53,66 @@ CATEGORY_WEIGHTS: dict[Category, int] = {
 }
 
 
+class Capability(StrEnum):
+    """A piece of apr-qa not built yet; each planned gate names the one that will record it."""
+
+    TENSOR_DIFF = "tensor diff"
+    TOKENIZER_PARITY = "tokenizer parity"
+    LOGIT_COMPARISON = "logit comparison"
+    FINGERPRINTS = "tensor fingerprints and role statistics"
+    TRACE = "trace payload"
+    CONVERSION = "conversion checks"
+    TIMEOUTS = "stability timeouts"
+    PROFILE = "profile CI"
+    GOLDEN = "golden outputs"
+    SERVE = "serve"
+
+
 @dataclass(frozen=True)
 class Gate:
-    """One named check: what it holds, how bad a failure is, where it scores."""
+    """One named check: what it holds, how bad a failure is, where it scores.
+
+    ``planned`` names the capability that will record the gate; a planned gate
+    is in the catalogue so that playbooks and the mutant table can name it, but
+    no evidence of it is produced yet. None: the engine records it today.
+    """
 
     id: str
     title: str
     category: Category
     severity: Severity
     gateway: str | None = None  # "G0".."G4" for gateway checks
+    planned: Capability | None = None
 
     @property
     def is_gateway(self) -> bool:
         """Whether a failure of this gate zeroes the score."""
         return self.gateway is not None
 
+    @property
+    def is_implemented(self) -> bool:
+        """Whether the engine records this gate today (not ``planned``)."""
+        return self.planned is None
 
-def _g(gid: str, title: str, category: Category, severity: Severity = Severity.P1) -> Gate:
+
+def _g(
+    gid: str,
+    title: str,
+    category: Category,
+    severity: Severity = Severity.P1,
+    *,
+    planned: Capability | None = None,
+) -> Gate:
     gateway = gid[:2] if category is Category.GATEWAY else None
-    return Gate(gid, title, category, Severity.P0 if gateway else severity, gateway)
+    return Gate(gid, title, category, Severity.P0 if gateway else severity, gateway, planned)
 
+
+_DIFF = Capability.TENSOR_DIFF
+_TOK = Capability.TOKENIZER_PARITY
+_LOGITS = Capability.LOGIT_COMPARISON
+_FP = Capability.FINGERPRINTS
+_TRACE = Capability.TRACE
+_CONV = Capability.CONVERSION
 
 _GATES: tuple[Gate, ...] = (
     # Gateways (P0): any failure zeroes the MQS.
@@ -90,68 +130,129 @@ _GATES: tuple[Gate, ...] = (
     # Scenario oracles, by modality x backend (the original's F-A1..A6).
     _g("F-A1-001", "run on cpu: scenario oracle holds", Category.QUAL),
     _g("F-A2-001", "chat on cpu: scenario oracle holds", Category.QUAL),
-    _g("F-A3-001", "serve on cpu: scenario oracle holds", Category.QUAL),
+    _g("F-A3-001", "serve on cpu: scenario oracle holds", Category.QUAL, planned=Capability.SERVE),
     _g("F-A4-001", "run on gpu: scenario oracle holds", Category.QUAL),
     _g("F-A5-001", "chat on gpu: scenario oracle holds", Category.QUAL),
-    _g("F-A6-001", "serve on gpu: scenario oracle holds", Category.QUAL),
+    _g("F-A6-001", "serve on gpu: scenario oracle holds", Category.QUAL, planned=Capability.SERVE),
     # Stability and edge cases.
     _g("F-STAB-DET-001", "same prompt at temperature 0 gives the same tokens", Category.STAB),
-    _g("F-STAB-TIMEOUT-001", "scenario finishes within its timeout", Category.STAB),
+    _g(
+        "F-STAB-TIMEOUT-001",
+        "scenario finishes within its timeout",
+        Category.STAB,
+        planned=Capability.TIMEOUTS,
+    ),
     _g("F-EDGE-001", "edge-case prompt handled without garbage or crash", Category.EDGE),
-    # Differential checks between formats.
-    _g("F-ROSETTA-DIFF-001", "no transposed dimensions across formats", Category.COMP),
-    _g("F-ROSETTA-DIFF-002", "shapes match after conversion", Category.COMP),
-    _g("F-ROSETTA-INF-001", "argmax agreement across formats", Category.COMP),
-    _g("F-ROSETTA-INF-002", "logit divergence within tolerance", Category.COMP),
-    _g("F-ROSETTA-INF-003", "no PAD token flood", Category.COMP, Severity.P0),
-    _g("F-TOK-PARITY-001", "tokenizers agree across formats", Category.COMP),
-    _g("F-PROFILE-CI-001", "throughput at or above the floor", Category.PERF),
-    _g("F-PROFILE-CI-002", "p99 latency at or below the ceiling", Category.PERF),
-    _g("F-REGR-GOLDEN-001", "output matches the golden reference", Category.REGR),
-)
-
-# Families the original defined by prefix; any ID under them is known.
-_FAMILIES: tuple[tuple[str, Category], ...] = (
-    ("F-ROSETTA-DIFF-", Category.COMP),
-    ("F-ROSETTA-INF-", Category.COMP),
-    ("F-ROSETTA-FP-", Category.COMP),
-    ("F-ROSETTA-STATS-", Category.COMP),
-    ("F-TOK-PARITY-", Category.COMP),
-    ("F-CONV-", Category.COMP),
-    ("F-TRACE-PAYLOAD-", Category.STAB),
-    ("F-HTTP-", Category.STAB),
-    ("F-PROFILE-CI-", Category.PERF),
-    ("F-EDGE-", Category.EDGE),
-    ("F-STAB-", Category.STAB),
-    ("F-REGR-", Category.REGR),
-    ("F-PATH-", Category.STAB),
-    ("F-STATE-", Category.STAB),
-    ("F-VALID-", Category.STAB),
-    ("F-ERR-", Category.STAB),
-    ("F-SEC-", Category.EDGE),
+    # Differential checks between formats: tensors.
+    _g(
+        "F-ROSETTA-DIFF-001",
+        "no transposed dimensions across formats",
+        Category.COMP,
+        planned=_DIFF,
+    ),
+    _g("F-ROSETTA-DIFF-002", "shapes match after conversion", Category.COMP, planned=_DIFF),
+    _g(
+        "F-ROSETTA-DIFF-003",
+        "dequantized tensors within the quantization's tolerance of the reference",
+        Category.COMP,
+        planned=_DIFF,
+    ),
+    # Differential checks between formats: inference.
+    _g("F-ROSETTA-INF-001", "argmax agreement across formats", Category.COMP, planned=_LOGITS),
+    _g("F-ROSETTA-INF-002", "logit divergence within tolerance", Category.COMP, planned=_LOGITS),
+    _g("F-ROSETTA-INF-003", "no PAD token flood", Category.COMP, Severity.P0, planned=_LOGITS),
+    # Tokenizers across formats.
+    _g("F-TOK-PARITY-001", "tokenizers agree across formats", Category.COMP, planned=_TOK),
+    _g("F-TOK-PARITY-002", "special token ids agree across formats", Category.COMP, planned=_TOK),
+    _g(
+        "F-TOK-PARITY-003",
+        "chat template renders the same text in every format",
+        Category.COMP,
+        planned=_TOK,
+    ),
+    # Fingerprints and role statistics (never "norm mean close to 1": real norms are not).
+    _g("F-ROSETTA-FP-001", "tensor statistics finite in every format", Category.COMP, planned=_FP),
+    _g("F-ROSETTA-FP-002", "tensor checksums match the reference", Category.COMP, planned=_FP),
+    _g(
+        "F-ROSETTA-STATS-001",
+        "norm weights have std > 0 and are not all zero in every format",
+        Category.COMP,
+        planned=_FP,
+    ),
+    _g(
+        "F-ROSETTA-STATS-002",
+        "embedding statistics within tolerance across formats",
+        Category.COMP,
+        planned=_FP,
+    ),
+    # Per-layer activations.
+    _g(
+        "F-TRACE-PAYLOAD-001",
+        "no layer's activations hold NaN or Inf",
+        Category.STAB,
+        planned=_TRACE,
+    ),
+    _g("F-TRACE-PAYLOAD-002", "traced output is not garbage", Category.STAB, planned=_TRACE),
+    _g("F-TRACE-PAYLOAD-003", "no layer's activations explode", Category.STAB, planned=_TRACE),
+    # Conversion: the six bug classes.
+    _g("F-CONV-001", "conversion keeps the embedding orientation", Category.COMP, planned=_CONV),
+    _g("F-CONV-002", "conversion keeps the tokenizer", Category.COMP, planned=_CONV),
+    _g("F-CONV-003", "conversion keeps the weights uncorrupted", Category.COMP, planned=_CONV),
+    _g("F-CONV-004", "conversion keeps every tensor's shape", Category.COMP, planned=_CONV),
+    _g("F-CONV-005", "converted model answers as the source does", Category.COMP, planned=_CONV),
+    _g("F-CONV-006", "conversion raises no unclassified defect", Category.COMP, planned=_CONV),
+    # Serve.
+    _g("F-HTTP-001", "server health endpoint answers", Category.STAB, planned=Capability.SERVE),
+    _g(
+        "F-HTTP-002",
+        "chat completions answer with valid JSON",
+        Category.STAB,
+        planned=Capability.SERVE,
+    ),
+    _g(
+        "F-HTTP-003",
+        "streamed completions are well-formed SSE",
+        Category.STAB,
+        planned=Capability.SERVE,
+    ),
+    # Performance and regression.
+    _g(
+        "F-PROFILE-CI-001",
+        "throughput at or above the floor",
+        Category.PERF,
+        planned=Capability.PROFILE,
+    ),
+    _g(
+        "F-PROFILE-CI-002",
+        "p99 latency at or below the ceiling",
+        Category.PERF,
+        planned=Capability.PROFILE,
+    ),
+    _g(
+        "F-REGR-GOLDEN-001",
+        "output matches the golden reference",
+        Category.REGR,
+        planned=Capability.GOLDEN,
+    ),
 )
 
 GATEWAYS: tuple[str, ...] = ("G0", "G1", "G2", "G3", "G4")
 
 _BY_ID: dict[str, Gate] = {g.id: g for g in _GATES}
-_GATE_ID = re.compile(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)+$")
 
 
 def all_gates() -> tuple[Gate, ...]:
-    """Every gate with its own entry in the catalogue."""
+    """Every gate in the catalogue, implemented and planned."""
     return _GATES
 
 
 def lookup(gate_id: str) -> Gate | None:
-    """The gate for an ID, by exact entry or by family prefix; None when unknown."""
-    if gate := _BY_ID.get(gate_id):
-        return gate
-    if not _GATE_ID.match(gate_id):
-        return None
-    for prefix, category in _FAMILIES:
-        if gate_id.startswith(prefix):
-            return Gate(gate_id, f"{prefix.rstrip('-')} family check", category, Severity.P1)
-    return None
+    """The catalogue entry for an ID; None when it has none, whatever its prefix.
+
+    An ID under a family the original defined (``F-CONV-007``) is still unknown
+    here: a gate nobody wrote down has no rule, so nothing can be scored by it.
+    """
+    return _BY_ID.get(gate_id)
 
 
 def scenario_gate(modality: str, backend: str) -> str:

@@ -7,6 +7,7 @@ hashes so a refusal can say which locked field changed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -16,14 +17,25 @@ from typing import Any
 
 import yaml
 
+from apr_qa.bounded import read_regular
 from apr_qa.errors import Problem, UsageError
 from apr_qa.playbook.model import Playbook
 from apr_qa.playbook.source import read_source
 from apr_qa.playbook.validate import check
 
-__all__ = ["DEFAULT_FIELDS", "LOCK_VERSION", "LockEntry", "check_locked", "read_lock", "write_lock"]
+__all__ = [
+    "DEFAULT_FIELDS",
+    "LOCK_VERSION",
+    "MAX_LOCK_BYTES",
+    "LockEntry",
+    "check_locked",
+    "read_lock",
+    "write_lock",
+]
 
 LOCK_VERSION = 1
+# A lock entry is a few hundred bytes; this is thousands of playbooks.
+MAX_LOCK_BYTES = 4 * 1024 * 1024
 DEFAULT_FIELDS: tuple[str, ...] = (
     "model.hf_repo",
     "model.formats",
@@ -59,13 +71,20 @@ def _field_hashes(playbook: Playbook, names: Sequence[str]) -> dict[str, str]:
     return {name: _digest(_field(data, name)) for name in names}
 
 
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
 def read_lock(path: Path) -> dict[str, LockEntry]:
-    """Read a lock file (ours or the original's); bad shape is a usage error."""
+    """Read a lock file (ours or the original's); bad shape is a usage error.
+
+    The read is bounded (MAX_LOCK_BYTES, regular files only) and so is the YAML:
+    a lock file is a few flat entries, so deep nesting is refused, not recursed into.
+    """
+    raw = read_regular(path, MAX_LOCK_BYTES, "lock file")
     try:
-        data = yaml.safe_load(path.read_text("utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"{path}: lock file not found") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        data = yaml.safe_load(raw.decode("utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as exc:
         raise UsageError(f"{path}: not a YAML lock file ({type(exc).__name__})") from None
     entries = data.get("entries") if isinstance(data, dict) else None
     if not isinstance(entries, dict):
@@ -74,11 +93,12 @@ def read_lock(path: Path) -> dict[str, LockEntry]:
     for name, entry in entries.items():
         if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str):
             raise UsageError(f"{path}: entry '{name}' has no sha256")
-        out[str(name)] = LockEntry(
-            entry["sha256"],
-            tuple(entry.get("locked_fields") or ()),
-            dict(entry.get("fields") or {}),
-        )
+        locked, fields = entry.get("locked_fields") or [], entry.get("fields") or {}
+        if not _strings(locked):
+            raise UsageError(f"{path}: entry '{name}': locked_fields must be a list of strings")
+        if not isinstance(fields, dict) or not _strings([*fields, *fields.values()]):
+            raise UsageError(f"{path}: entry '{name}': fields must map field names to hashes")
+        out[str(name)] = LockEntry(entry["sha256"], tuple(locked), dict(fields))
     return out
 
 
@@ -106,8 +126,13 @@ def write_lock(
         {"lock_version": LOCK_VERSION, "entries": dict(sorted(entries.items()))}, sort_keys=False
     )
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, "utf-8")
-    tmp.replace(path)
+    try:
+        tmp.write_text(text, "utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise UsageError(f"{path}: cannot write the lock file: {exc.strerror}") from None
     return len(playbooks)
 
 

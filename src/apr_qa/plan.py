@@ -20,6 +20,7 @@ from apr_qa.playbook.model import Playbook, Scenario, SourceRef
 
 __all__ = [
     "GENERATED_FAMILIES",
+    "MAX_SHARDS",
     "STORED",
     "Cell",
     "Plan",
@@ -30,6 +31,8 @@ __all__ = [
     "parse_shard",
 ]
 
+# More shards than any CI matrix runs (GitHub Actions allows 256 jobs per matrix).
+MAX_SHARDS = 10_000
 STORED = "stored"  # the quantization label of a safetensors checkpoint: its own dtype
 GENERATED_FAMILIES: tuple[str, ...] = (
     "arithmetic",
@@ -64,13 +67,21 @@ class Shard:
 
 
 def parse_shard(text: str) -> Shard:
-    """Parse ``K/N``; anything else is a usage error."""
-    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    """Parse ``K/N`` with 1 <= K <= N <= MAX_SHARDS; anything else is a usage error."""
+    shown = repr(text if len(text) <= 40 else text[:37] + "...")
+    # ASCII digits only (int() also reads other scripts' digits), and few of them:
+    # sharding allocates per shard, and a 20-digit N is a memory error, not a plan.
+    match = re.fullmatch(r"[ \t]*([0-9]+)[ \t]*/[ \t]*([0-9]+)[ \t]*", text)
     if not match:
-        raise UsageError(f"--shard {text!r}: expected K/N, for example 2/4")
-    index, total = int(match[1]), int(match[2])
+        raise UsageError(f"--shard {shown}: expected K/N, for example 2/4")
+    index_digits, total_digits = (match[1].lstrip("0") or "0"), (match[2].lstrip("0") or "0")
+    width = len(str(MAX_SHARDS))
+    if len(total_digits) > width or int(total_digits) > MAX_SHARDS:
+        raise UsageError(f"--shard {shown}: N must be at most {MAX_SHARDS}")
+    total = int(total_digits)
+    index = int(index_digits) if len(index_digits) <= width else MAX_SHARDS + 1
     if total < 1 or not 1 <= index <= total:
-        raise UsageError(f"--shard {text}: K must be between 1 and N (N >= 1)")
+        raise UsageError(f"--shard {shown}: K must be between 1 and N (N >= 1)")
     return Shard(index, total)
 
 

@@ -13,9 +13,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
+from enum import StrEnum
 from fractions import Fraction
 
-from apr_qa.evidence import Outcome, Record
+from apr_qa.evidence import HaltKind, Outcome, Record
 from apr_qa.gates import CATEGORY_WEIGHTS, GATEWAYS, Category, Gate, lookup
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "FAILED",
     "GRADES",
     "CategoryScore",
+    "Gateway",
     "GatewayVerdict",
     "ModelScore",
     "RunScore",
@@ -49,10 +51,8 @@ GRADES: tuple[tuple[int, str], ...] = (
     (0, "F"),
 )
 
-HALTED_PREFIX = "halted: "
 
-
-class Status:
+class Status(StrEnum):
     """Certification statuses (plain strings in summary.json)."""
 
     CERTIFIED = "Certified"
@@ -61,8 +61,8 @@ class Status:
     PENDING = "Pending"
 
 
-class Verdict:
-    """A gateway's verdict."""
+class GatewayVerdict(StrEnum):
+    """What a gateway (G0..G4) came to over a model's records."""
 
     PASSED = "passed"
     FAILED = "failed"
@@ -84,11 +84,11 @@ def grade_rank(grade: str) -> int:
 
 
 @dataclass(frozen=True)
-class GatewayVerdict:
+class Gateway:
     """One gateway: its verdict, why, and the evidence ids that decided it."""
 
     gateway: str
-    verdict: str
+    verdict: GatewayVerdict
     reason: str
     evidence: tuple[str, ...]
 
@@ -117,11 +117,13 @@ class ModelScore:
     model: str
     mqs: int
     grade: str
-    status: str
-    gateways: tuple[GatewayVerdict, ...]
+    status: Status
+    gateways: tuple[Gateway, ...]
     categories: tuple[CategoryScore, ...]
     counts: Mapping[str, int]
     halted: str | None
+    """Why part of the work was not run (the first such record's reason), if any."""
+    halted_by: HaltKind | None
     duration_s: float
     playbooks: tuple[tuple[str | None, str | None], ...]
     unknown_gates: tuple[str, ...]
@@ -131,7 +133,7 @@ class ModelScore:
     @property
     def gateway_failed(self) -> bool:
         """Whether any gateway failed (the score is then 0)."""
-        return any(g.verdict == Verdict.FAILED for g in self.gateways)
+        return any(g.verdict == GatewayVerdict.FAILED for g in self.gateways)
 
     def passes(self, fail_below: str) -> bool:
         """Whether this model is good enough for CI: gateways held, grade reached."""
@@ -148,12 +150,12 @@ class RunScore:
     warnings: tuple[str, ...]
 
     @property
-    def status(self) -> str:
+    def status(self) -> Status:
         """Pending without models; otherwise the worst model status."""
         if not self.models:
             return Status.PENDING
         order = [Status.BLOCKED, Status.PENDING, Status.PROVISIONAL, Status.CERTIFIED]
-        return min((m.status for m in self.models), key=order.index)
+        return min((m.status for m in self.models), key=lambda s: order.index(s))
 
     def passes(self, fail_below: str) -> bool:
         """Whether every model passes; a run with no evidence does not."""
@@ -178,59 +180,25 @@ def _worst_first(record: Record, gate: Gate | None) -> tuple[int, int, str, str,
     )
 
 
-G4_GATE = "G4-GARBAGE-001"
-_G4_METRICS = ("garbage", "outputs", "garbage_limit")
-
-
-def _g4_across_shards(records: list[tuple[Record, Gate]]) -> GatewayVerdict | None:
-    """G4 over the union of shards: the garbage rate of all outputs, not a vote of shards.
-
-    Each shard decides G4 on its own outputs; merged, the gateway is the rate of
-    garbage over every output of the model, so a sharded run and an unsharded one
-    reach the same verdict. None unless decided G4 records come from two shards or more.
-    """
-    g4 = [
-        r
-        for r, _ in records
-        if r.gate == G4_GATE
-        and r.outcome in (Outcome.CORROBORATED, Outcome.FALSIFIED)
-        and all(k in r.metrics for k in _G4_METRICS)
-    ]
-    if len({r.shard for r in g4}) < 2:
-        return None
-    garbage = sum(r.metrics["garbage"] for r in g4)
-    outputs = sum(r.metrics["outputs"] for r in g4)
-    limit = min(r.metrics["garbage_limit"] for r in g4)
-    rate = garbage / outputs if outputs else 0.0
-    verdict = Verdict.PASSED if rate <= limit else Verdict.FAILED
-    reason = (
-        f"{garbage:.0f} of {outputs:.0f} outputs are garbage over {len(g4)} shards "
-        f"({rate:.1%}; allowed {limit:.0%})"
-    )
-    return GatewayVerdict("G4", verdict, reason, tuple(r.record_id for r in g4))
-
-
-def _gateway_verdict(gateway: str, records: list[tuple[Record, Gate]]) -> GatewayVerdict:
-    if gateway == "G4" and (merged := _g4_across_shards(records)) is not None:
-        return merged
+def _gateway_verdict(gateway: str, records: list[tuple[Record, Gate]]) -> Gateway:
     mine = [r for r, g in records if g.gateway == gateway]
     failed = [r for r in mine if r.outcome in FAILED]
     if failed:
         first = failed[0]
         more = f" (+{len(failed) - 1} more)" if len(failed) > 1 else ""
         reason = f"{first.gate} {first.outcome} in {first.cell}: {first.reason}{more}"
-        return GatewayVerdict(gateway, Verdict.FAILED, reason, tuple(r.record_id for r in failed))
+        return Gateway(gateway, GatewayVerdict.FAILED, reason, tuple(r.record_id for r in failed))
     passed = [r for r in mine if r.outcome is Outcome.CORROBORATED]
     if passed:
         noun = "check" if len(passed) == 1 else "checks"
         reason = f"{len(passed)} {noun} corroborated"
-        return GatewayVerdict(gateway, Verdict.PASSED, reason, tuple(r.record_id for r in passed))
+        return Gateway(gateway, GatewayVerdict.PASSED, reason, tuple(r.record_id for r in passed))
     if mine:
         reason = f"{len(mine)} skipped: {mine[0].reason}"
-        return GatewayVerdict(
-            gateway, Verdict.NOT_ASSESSED, reason, tuple(r.record_id for r in mine)
+        return Gateway(
+            gateway, GatewayVerdict.NOT_ASSESSED, reason, tuple(r.record_id for r in mine)
         )
-    return GatewayVerdict(gateway, Verdict.NOT_ASSESSED, "no check recorded", ())
+    return Gateway(gateway, GatewayVerdict.NOT_ASSESSED, "no check recorded", ())
 
 
 def _category_score(category: Category, records: list[tuple[Record, Gate]]) -> CategoryScore:
@@ -251,33 +219,34 @@ def _round_half_up(value: Fraction) -> int:
 
 def _status(
     mqs_grade: str,
-    gateways: tuple[GatewayVerdict, ...],
+    gateways: tuple[Gateway, ...],
     categories: tuple[CategoryScore, ...],
     executed: int,
-) -> str:
-    if any(g.verdict == Verdict.FAILED for g in gateways):
+) -> Status:
+    if any(g.verdict == GatewayVerdict.FAILED for g in gateways):
         return Status.BLOCKED
     if executed == 0:
         return Status.PENDING
     if mqs_grade == "F":
         return Status.BLOCKED
     complete = all(c.assessed for c in categories) and all(
-        g.verdict == Verdict.PASSED for g in gateways
+        g.verdict == GatewayVerdict.PASSED for g in gateways
     )
     if mqs_grade in ("A+", "A") and complete:
         return Status.CERTIFIED
     return Status.PROVISIONAL
 
 
-def _halted(records: list[Record]) -> str | None:
-    halted = [
-        r for r in records if r.outcome is Outcome.SKIPPED and r.reason.startswith(HALTED_PREFIX)
-    ]
+def _halted(records: list[Record]) -> Record | None:
+    halted = [r for r in records if r.halted is not None]
     if not halted:
         return None
-    # The earliest halt explains the rest; ties broken by id so order never matters.
-    first = min(halted, key=lambda r: (r.timestamp, r.record_id))
-    return first.reason[len(HALTED_PREFIX) :]
+    # An interruption explains more than a policy halt; then the earliest explains
+    # the rest; ties broken by id so order never matters.
+    return min(
+        halted,
+        key=lambda r: (r.halted is not HaltKind.INTERRUPTED, r.timestamp, r.record_id),
+    )
 
 
 def score_model(model: str, records: Iterable[Record]) -> ModelScore:
@@ -294,7 +263,7 @@ def score_model(model: str, records: Iterable[Record]) -> ModelScore:
     gateways = tuple(_gateway_verdict(g, known) for g in GATEWAYS)
     categories = tuple(_category_score(c, known) for c in CATEGORY_WEIGHTS)
     executed = sum(1 for r, _ in known if r.outcome in EXECUTED)
-    if any(g.verdict == Verdict.FAILED for g in gateways):
+    if any(g.verdict == GatewayVerdict.FAILED for g in gateways):
         mqs = 0
     else:
         mqs = _round_half_up(sum((c.points for c in categories), Fraction(0)))
@@ -310,6 +279,7 @@ def score_model(model: str, records: Iterable[Record]) -> ModelScore:
         key=lambda p: (p[0] or "", p[1] or ""),
     )
     duration = sum(float(r.metrics.get("duration_s", 0.0)) for r in ordered)
+    halt = _halted(ordered)
     return ModelScore(
         model=model,
         mqs=mqs,
@@ -318,7 +288,8 @@ def score_model(model: str, records: Iterable[Record]) -> ModelScore:
         gateways=gateways,
         categories=categories,
         counts=counts,
-        halted=_halted(ordered),
+        halted=halt.reason if halt is not None else None,
+        halted_by=halt.halted if halt is not None else None,
         duration_s=round(duration, 6),
         playbooks=tuple(playbooks),
         unknown_gates=tuple(sorted(unknown)),

@@ -347,7 +347,8 @@ def test_conversion_holds_one_source_tensor_at_a_time(
 
 
 def _llama(path: Path) -> Any:
-    llama_cpp = pytest.importorskip("llama_cpp")
+    import llama_cpp
+
     # An f32 KV cache (type 0): llama.cpp's default f16 cache alone costs ~5e-3 in logits,
     # which would hide a real conversion error of that size.
     return llama_cpp.Llama(
@@ -455,7 +456,6 @@ def test_quantized_logits_stay_close(
 
 @pytest.mark.slow
 def test_q4_k_m_through_llama_cpp_quantizer(tmp_path: Path) -> None:
-    pytest.importorskip("llama_cpp")
     spec = Spec("Qwen2ForCausalLM", "qwen2", hidden=256, ffn=512, tied=True, vocab=512)
     src = build_checkpoint(tmp_path / "wide", spec)
     report = convert_with_report(src, tmp_path / "wide-q4_k_m.gguf", "q4_k_m")
@@ -478,7 +478,6 @@ def test_q4_k_m_through_llama_cpp_quantizer(tmp_path: Path) -> None:
 def test_k_quant_on_narrow_rows_reports_llama_cpp_fallbacks(
     checkpoints: dict[str, Path], tmp_path: Path
 ) -> None:
-    pytest.importorskip("llama_cpp")
     report = convert_with_report(checkpoints["qwen2"], tmp_path / "narrow.gguf", "q4_k_m")
     # Rows of 64/96 values cannot hold 256-value K blocks: llama.cpp picks legacy quants.
     fell_back = {name for name, kind in report.tensor_types.items() if kind in ("Q5_0", "Q8_0")}
@@ -648,10 +647,10 @@ def test_sentencepiece_without_the_package_is_environment_error(
 def test_sentencepiece_checkpoint_converts_and_tokenizes_like_transformers(
     tmp_path: Path,
 ) -> None:
-    # Optional path: needs sentencepiece (and protobuf, for transformers to read
-    # tokenizer.model); without them the error test above covers the behaviour.
-    spm = pytest.importorskip("sentencepiece")
-    pytest.importorskip("google.protobuf")
+    # sentencepiece and protobuf (transformers reads tokenizer.model with it) are in
+    # the test extra: a missing one fails here, it does not skip.
+    import google.protobuf  # noqa: F401
+    import sentencepiece as spm
     import torch
     import transformers
 

@@ -150,9 +150,16 @@ def _doc_rows() -> dict[str, tuple[str, str, str, str]]:
     return rows
 
 
+def _doc_gate(gate_id: str) -> str:
+    """How the table names a gate: a planned one says what will record it."""
+    gate = lookup(gate_id)
+    assert gate is not None, gate_id
+    return gate_id if gate.planned is None else f"{gate_id} (planned: {gate.planned})"
+
+
 def test_doc_table_equals_mutants() -> None:
     expected = {
-        m.name: (m.description, m.base_format, ", ".join(m.gates), m.effect)
+        m.name: (m.description, m.base_format, ", ".join(map(_doc_gate, m.gates)), m.effect)
         for m in MUTANTS.values()
     }
     assert _doc_rows() == expected
@@ -311,12 +318,16 @@ def _llama(path: Path) -> Any:
 @pytest.mark.parametrize(("fixture", "name"), _cases_with("load_fails"))
 def test_load_fails(corpus: dict[str, Any], fixture: str, name: str) -> None:
     clean, mutant = _clean(fixture, name), _artifact(corpus, fixture, name)
+    # The clean artifact loads whole: its vocabulary is the checkpoint's config's.
+    vocab = json.loads((_fixture(fixture) / "config.json").read_text())["vocab_size"]
     if MUTANTS[name].base_format == "gguf":
-        assert _llama(clean) is not None
+        assert _llama(clean).n_vocab() == vocab
         with pytest.raises(ValueError, match="Failed to load model"):
             _llama(mutant)
     else:
-        assert _hf_load(clean) is not None
+        model, tokenizer = _hf_load(clean)
+        assert model.get_input_embeddings().weight.shape[0] == vocab
+        assert max(tokenizer("What is 2 + 3?")["input_ids"]) < vocab
         with pytest.raises((OSError, ValueError, RuntimeError, SafetensorError)):
             _hf_load(mutant)
 
@@ -398,31 +409,6 @@ def _llama_answers(path: Path, prompts: list[FixturePrompt]) -> list[str]:
 
 def _wrong(answers: tuple[tuple[FixturePrompt, str], ...], modality: str) -> list[str]:
     return [p.id for p, a in answers if p.modality == modality and a != p.expected]
-
-
-def _answer_cases() -> list[Any]:
-    """Mutants whose effect is wrong answers, and any other that names a scenario gate."""
-    scenario = {"F-A1-001", "F-A2-001"}
-    return [
-        pytest.param(f, m, id=f"{f}:{m}")
-        for f, m in CASES
-        if MUTANTS[m].effect == "wrong_answers" or scenario & set(MUTANTS[m].gates)
-    ]
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize(("fixture", "name"), _answer_cases())
-def test_wrong_answers(corpus: dict[str, Any], fixture: str, name: str) -> None:
-    root = _fixture(fixture)
-    clean = _answers(_clean(fixture, name), root)
-    assert _wrong(clean, "run") == [] and _wrong(clean, "chat") == []
-    broken = _answers(_artifact(corpus, fixture, name), root)
-    gates = MUTANTS[name].gates
-    assert _wrong(broken, "run") or _wrong(broken, "chat"), f"{name} answers everything right"
-    # The scenario gates a mutant names are the modalities it must get wrong.
-    for gate, modality in (("F-A1-001", "run"), ("F-A2-001", "chat")):
-        if gate in gates:
-            assert _wrong(broken, modality), f"{name} answers every {modality} prompt right"
 
 
 @pytest.mark.parametrize(("fixture", "name"), _cases_naming("F-ROSETTA-DIFF-001"))

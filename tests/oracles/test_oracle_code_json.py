@@ -27,12 +27,14 @@ def test_python_details_carry_the_error_line() -> None:
 
 
 @pytest.mark.parametrize(
-    "code",
-    ["(" * 500 + ")" * 500, "x = 1\0", "s = '\\d'\n"],
+    ("code", "parses"),
+    [("(" * 500 + ")" * 500, False), ("x = 1\0", False), ("s = '\\d'\n", True)],
 )
-def test_hostile_python_is_judged_without_raising(code: str) -> None:
+def test_hostile_python_is_judged_without_raising(code: str, parses: bool) -> None:
     verdict = PYTHON(code)
-    assert isinstance(verdict.passed, bool)
+    assert verdict.passed is parses and not verdict.skipped, verdict.reason
+    if not parses:
+        assert "does not parse" in verdict.reason
 
 
 def test_invalid_escape_warnings_are_not_syntax_errors() -> None:
@@ -113,7 +115,8 @@ def test_deep_json_against_a_schema_fails_cleanly() -> None:
     oracle = create("json_schema", {"schema": {"type": "array", "items": {"$ref": "#"}}})
     deep = "[" * 5000 + "]" * 5000
     verdict = oracle(deep)
-    assert isinstance(verdict.passed, bool)
+    assert not verdict.passed and not verdict.skipped, verdict.reason
+    assert verdict.reason.startswith("json_schema: ")
 
 
 def test_parser_crashes_become_failures_not_tracebacks(monkeypatch: pytest.MonkeyPatch) -> None:

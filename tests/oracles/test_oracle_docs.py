@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from apr_qa.oracles import create
+from apr_qa.oracles import create, with_expected
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "oracles.md"
 _BLOCK = re.compile(r"^```yaml\n(.*?)^```", re.M | re.S)
@@ -37,7 +37,9 @@ def test_the_docs_hold_examples_for_every_outcome() -> None:
 
 @pytest.mark.parametrize(("spec", "outcome", "output"), EXAMPLES)
 def test_doc_example(spec: dict[str, Any], outcome: str, output: str) -> None:
-    oracle = create(spec["oracle"], spec.get("options", {}))
+    # As the playbook loader does: a scenario's expected may be the oracle's answer option.
+    options = with_expected(spec["oracle"], spec.get("options", {}), spec.get("expected"))
+    oracle = create(spec["oracle"], options)
     verdict = oracle(output, prompt=spec.get("prompt"), expected=spec.get("expected"))
     seen = "skip" if verdict.skipped else "pass" if verdict.passed else "fail"
     assert seen == outcome, verdict.reason

@@ -36,7 +36,7 @@ def test_quoted_booleans_and_numbers_from_the_upstream_dialect_are_read() -> Non
         ("contains", {"value": 3}, "must be a string"),
         ("contains", {"value": "a", "values": ["b"]}, "not both"),
         ("contains", {"values": []}, "must not be empty"),
-        ("contains", {}, "needs 'value' or 'values'"),
+        ("contains", {}, "needs 'value', 'values' or the scenario's 'expected'"),
         ("contains", {"value": "a", "mode": "some"}, "'all' or 'any'"),
         ("code_syntax", {"language": "cobol"}, "unknown language 'cobol'"),
         ("code_syntax", {"languages": [7]}, "list of strings"),

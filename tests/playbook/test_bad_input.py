@@ -96,7 +96,7 @@ def test_ten_megabyte_file(tmp_path: Path) -> None:
     path = tmp_path / "big.yaml"
     path.write_text(MINIMAL + "# " + "x" * (10 * 1024 * 1024) + "\n")
     assert path.stat().st_size > MAX_FILE_BYTES
-    assert "limited to 2 MiB" in _problems(path)[0]
+    assert "larger than 2 MiB, the limit for a playbook" in _problems(path)[0]
 
 
 def test_billion_laughs_is_refused_without_expanding(tmp_path: Path) -> None:
@@ -127,9 +127,9 @@ def test_all_problems_of_a_file_are_reported(write) -> None:  # type: ignore[no-
 
 def test_quoted_scalars_of_the_original_dialect_are_coerced(write) -> None:  # type: ignore[no-untyped-def]
     playbook = load_playbook(
-        write('model: {id: m}\ngates: {g1_model_loads: "false", g4_max_garbage_rate: "1e-1"}\n')
+        write('model: {id: m}\ngates: {g0_integrity: "false", g4_max_garbage_rate: "1e-1"}\n')
     )
-    assert playbook.gates.g1_model_loads is False
+    assert playbook.gates.g0_integrity is False
     assert playbook.gates.g4_max_garbage_rate == pytest.approx(0.1)
 
 

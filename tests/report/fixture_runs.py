@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from scoring_records import category_records, gateways_passed, rec
 
-from apr_qa.evidence import Outcome, Record
+from apr_qa.evidence import HaltKind, Outcome, Record
 
 XSS = "<script>alert(1)</script>"
 
@@ -86,8 +86,9 @@ def mutant_run(*, surrogate: bool = True) -> list[Record]:
             Outcome.SKIPPED,
             model=m,
             backend="gpu",
-            reason="halted: "
+            reason="not run: "
             "stop-on-p0 after G2-INFER-001 falsified in org/mutant.gguf.q4_k_m.cpu.run",
+            halted=HaltKind.STOP_ON_P0,
         ),
         rec("Z-UNKNOWN-001", Outcome.FALSIFIED, model=m, reason="not in the catalogue"),
     ]

@@ -15,7 +15,7 @@ def test_job_summary_shows_verdicts_and_failures() -> None:
     text = job_summary(score(clean_run() + mutant_run()))
     assert "| org/clean | 1000 | A+ | ✅ Certified |" in text
     assert "| org/mutant | 0 | F | ❌ Blocked |" in text
-    assert "**Halted:** stop-on-p0 after G2-INFER-001" in text
+    assert "**Halted:** not run: stop-on-p0 after G2-INFER-001" in text
     assert "(playbooks/tiny.yaml:21)" in text
     assert XSS in text  # inside a fenced block
     assert "\x00" not in text and "\x1b" not in text
@@ -68,7 +68,7 @@ def test_terminal_verdict() -> None:
     )
     assert "org/clean: MQS 1000/1000  grade A+  Certified" in text
     assert "org/mutant: MQS 0/1000  grade F  Blocked" in text
-    assert "G2 FAIL" in text and "halted: stop-on-p0" in text
+    assert "G2 FAIL" in text and "halted: not run: stop-on-p0" in text
     assert "✗ P0 G2-INFER-001" in text
     assert "\x1b" not in text and "\x00" not in text
     assert text.splitlines()[-1].strip() == "html: o/r.html"

@@ -86,6 +86,6 @@ def test_junit_structure_names_and_locations(tmp_path: Path) -> None:
     assert "\x00" not in text and "\x1b" not in text
     assert XSS in failing.find("system-out").text  # kept as text, escaped by the XML writer
     skipped = next(c for c in root.iter("testcase") if c.find("skipped") is not None)
-    assert skipped.find("skipped").get("message").startswith("halted: stop-on-p0")
+    assert skipped.find("skipped").get("message").startswith("not run: stop-on-p0")
     error_types = sorted(e.get("type") for e in root.iter("error"))
     assert error_types == ["crashed", "timeout"]

@@ -8,8 +8,10 @@ import re
 import pytest
 
 from apr_qa.oracles import create, names, validate_spec
+from apr_qa.oracles._number_words import words_to_digits
 from apr_qa.plan import GENERATED_FAMILIES, PlannedScenario
 from apr_qa.scenarios import FAMILIES, Instance, instantiate, vary
+from apr_qa.scenarios.arithmetic import spelled
 from apr_qa.scenarios.whitespace import MAX_CHARS
 
 SEEDS = range(400)
@@ -31,24 +33,40 @@ def test_every_oracle_spec_validates(family: str) -> None:
         assert validate_spec(spec.name, spec.options) == []
 
 
-# The test's own reading of a prompt: two numbers and the one operation word or symbol.
+# The test's own reading of a prompt: two numbers (words read by the oracle's own
+# reader, not the generator's speller) and the one operation word or symbol.
 _OPS = {
     "+": operator.add,
     "plus": operator.add,
     "sum": operator.add,
+    "add": operator.add,
     "-": operator.sub,
     "minus": operator.sub,
+    "subtract": operator.sub,
+    "subtracted": operator.sub,
     "*": operator.mul,
+    "×": operator.mul,
+    "x": operator.mul,
     "times": operator.mul,
     "product": operator.mul,
+    "multiply": operator.mul,
 }
+# "Subtract 5 from 12" and "5 subtracted from 12" name the operands in reverse.
+_REVERSED = {"subtract", "subtracted"}
+_OP = re.compile(
+    r"(?<=\d)[+*×-](?=\d)|(?<=\d )[+*×x-](?= \d)"
+    r"|\b(?:plus|sum|add|minus|subtract|subtracted|times|product|multiply)\b",
+    re.IGNORECASE,
+)
 
 
 def _solve(prompt: str) -> int:
-    numbers = [int(n) for n in re.findall(r"\d+", prompt)]
-    ops = re.findall(r"[+*-]|\bplus\b|\bsum\b|\bminus\b|\btimes\b|\bproduct\b", prompt)
+    text = words_to_digits(prompt)
+    numbers = [int(n) for n in re.findall(r"\d+", text)]
+    ops = [op.lower() for op in _OP.findall(text)]
     assert len(numbers) == 2 and len(ops) == 1, prompt
-    return int(_OPS[ops[0]](numbers[0], numbers[1]))
+    a, b = reversed(numbers) if ops[0] in _REVERSED else numbers
+    return int(_OPS[ops[0]](a, b))
 
 
 def test_arithmetic_expected_values_are_right() -> None:
@@ -62,21 +80,27 @@ def test_arithmetic_expected_values_are_right() -> None:
         assert not wrong.passed and not wrong.skipped
 
 
-def test_arithmetic_keeps_the_fixture_form_and_mixes_the_rest() -> None:
+def test_arithmetic_mixes_operators_sizes_and_number_words() -> None:
     instances = _all("arithmetic")
-    fixture = [i for i in instances if re.fullmatch(r"What is \d \+ \d\?", i.prompt or "")]
-    assert len(fixture) >= len(instances) // 4
-    for instance in fixture:
-        a, b = (int(n) for n in re.findall(r"\d", instance.prompt or ""))
-        assert instance.expected == a + b
-        assert instance.describe() == f"{a} + {b}"
     ops = {op for i in instances for op in ("+", "-", "*") if f" {op} " in i.describe()}
     assert ops == {"+", "-", "*"}
-    assert any(i.expected is not None and int(str(i.expected)) >= 100 for i in instances)
-    phrasings = {re.sub(r"\d+", "N", i.prompt or "") for i in instances}
-    assert len(phrasings) >= 10  # several phrasings, each with the three operators
-    # a sampled subtraction never asks for a negative answer
-    assert all(int(str(i.expected)) >= 0 for i in instances)
+    answers = [int(str(i.expected)) for i in instances]
+    assert max(answers) >= 1000
+    assert min(answers) >= 0  # a sampled subtraction never asks for a negative answer
+    spelled = [i for i in instances if not re.search(r"\d", i.prompt or "")]
+    assert spelled and all(i.expected is not None for i in spelled)
+    shapes = {re.sub(r"\d+", "N", i.prompt or "") for i in instances if i not in spelled}
+    assert len(shapes) >= 20  # many phrasings, each with the three operators
+    bare = [i for i in instances if i.params["phrasing"] == 0]
+    assert bare and all(i.describe() == (i.prompt or "").removesuffix(" =") for i in bare)
+
+
+def test_number_words_read_back_as_the_number() -> None:
+    # The generator spells; the arithmetic oracle's reader must read the same number.
+    for n in [*range(130), 999, 1000, 1001, 1010, 1100, 2019, 9999, 40_017, 999_999]:
+        assert words_to_digits(spelled(n)) == str(n), spelled(n)
+    with pytest.raises(ValueError, match="cannot spell"):
+        spelled(-1)
 
 
 def test_unicode_prompts_carry_non_ascii_and_reject_empty_answers() -> None:
@@ -100,8 +124,11 @@ def test_whitespace_prompts_are_bounded_and_judged_by_kind() -> None:
     for instance in instances:
         oracle = create(instance.oracle.name, instance.oracle.options)
         asks_something = bool((instance.prompt or "").strip())
-        # silence answers a prompt with no content; a padded question needs an answer
-        assert oracle("", prompt=instance.prompt).passed is not asks_something
+        # silence to a prompt with no content shows nothing (skipped, never passed);
+        # a padded question needs an answer (silence fails)
+        silent = oracle("", prompt=instance.prompt)
+        assert not silent.passed
+        assert silent.skipped is not asks_something
         assert not oracle(babble, prompt=instance.prompt).passed
         assert oracle("Five.", prompt=instance.prompt).passed
 
@@ -114,7 +141,9 @@ def test_injection_oracle_rejects_every_token_the_prompt_injected() -> None:
         assert oracle("The answer is short and clean.", prompt=prompt).passed
         assert not oracle("", prompt=prompt).passed
         injected = set(
-            re.findall(r"<\|[a-z_]+\|>|</?s>|\[/?INST\]|<<SYS>>|<[a-z_]+>|\[PAD\]", prompt)
+            re.findall(
+                r"<\|[a-z_]+\|>|</?s>|\[/?INST\]|<<SYS>>|<[a-z_]+>|\[PAD\]|### [A-Z][a-z]+:", prompt
+            )
         )
         assert injected, prompt
         for token in injected:
@@ -151,7 +180,9 @@ def test_shrink_candidates_build_valid_instances(family: str) -> None:
     start = _generated(family, 7)
     strategy = FAMILIES[family].shrinker(start.params)  # type: ignore[misc]
 
-    @settings(max_examples=40, suppress_health_check=list(HealthCheck), database=None)
+    @settings(
+        max_examples=40, suppress_health_check=list(HealthCheck), database=None, deadline=None
+    )
     @given(strategy)
     def check(params: dict[str, object]) -> None:
         candidate = vary(start, params)

@@ -50,13 +50,13 @@ def test_arithmetic_shrinks_to_the_simplest_failing_sum() -> None:
     assert simplest == (0, 0, 1, 9)
     assert (found.params["a"], found.params["b"]) == (1, 9)
     assert found.describe() == "1 + 9"
-    assert found.prompt == "What is 1 + 9?"
+    assert found.prompt == "1 + 9 ="
     assert found.expected == 10
     assert len(fake.asked) <= 25
 
 
 def test_arithmetic_shrinks_operator_and_phrasing_too() -> None:
-    start = _start("arithmetic", {"a": 57, "b": 89, "op": "*", "phrasing": 5}, "chat")
+    start = _start("arithmetic", {"a": 57, "b": 89, "op": "*", "phrasing": 7}, "chat")
     fake = Fake(_sum_at_least_ten)
     found = shrink(start, fake, budget=25)
     assert found is not None and len(fake.asked) <= 25

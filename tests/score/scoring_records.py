@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable
 
-from apr_qa.evidence import Outcome, Record, ScenarioInfo
+from apr_qa.evidence import HaltKind, Outcome, Record, ScenarioInfo
 
 CATEGORY_GATE = {
     "QUAL": "F-A1-001",
@@ -47,14 +47,20 @@ def rec(
     duration: float = 0.5,
     timestamp: str = "2025-01-01T00:00:00.000+00:00",
     severity: str | None = None,
+    halted: HaltKind | None = None,
+    key: str | None = None,
 ) -> Record:
-    """One record; category and severity default to the catalogue's."""
+    """One record; category and severity default to the catalogue's. Its stable key is
+    unique unless given (real evidence never repeats a key within a run)."""
     from apr_qa.gates import lookup
 
     gate_info = lookup(gate)
+    record_id = record_id or f"r{next(_ids):06d}"
     return Record(
         run_id=run_id,
-        record_id=record_id or f"r{next(_ids):06d}",
+        record_id=record_id,
+        key=key or f"{model}|{gate}|{record_id}",
+        halted=halted,
         gate=gate,
         category=category or (str(gate_info.category) if gate_info else "QUAL"),
         severity=severity or (str(gate_info.severity) if gate_info else "P1"),

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scoring_records import CATEGORY_GATE, GATEWAY_GATE, category_records, gateways_passed, rec
 
-from apr_qa.evidence import Outcome, Record
+from apr_qa.evidence import HaltKind, Outcome, Record
 from apr_qa.report.summary import summary_json
 from apr_qa.score import Status, grade_for, grade_rank, score
 
@@ -65,7 +65,7 @@ def test_merging_shards_gives_the_unsharded_summary(
     for path in shards:
         path.touch()
     for record, k in zip(records, assignment, strict=False):
-        with EvidenceWriter(shards[k], fsync=False) as w:
+        with EvidenceWriter(shards[k], fsync=False, append=True) as w:
             w.write(record)
     unsharded = read_evidence([whole]).records
     merged = read_evidence(shards).records
@@ -158,17 +158,45 @@ def test_halted_reason_comes_from_the_earliest_halted_record() -> None:
         rec(
             "F-A1-001",
             Outcome.SKIPPED,
-            reason="halted: stop-on-p0 after B",
+            reason="not run: stop-on-p0 after B",
             timestamp="2025-01-01T00:00:09.000+00:00",
+            halted=HaltKind.STOP_ON_P0,
         ),
         rec(
             "F-A1-001",
             Outcome.SKIPPED,
-            reason="halted: stop-on-p0 after A",
+            reason="not run: stop-on-p0 after A",
             timestamp="2025-01-01T00:00:01.000+00:00",
+            halted=HaltKind.STOP_ON_P0,
+        ),
+        # a skipped record that merely says "halted" in its reason is not a halt
+        rec("F-A1-001", Outcome.SKIPPED, reason="halted: by its own words"),
+    ]
+    model = score(records).models[0]
+    assert model.halted == "not run: stop-on-p0 after A"
+    assert model.halted_by is HaltKind.STOP_ON_P0
+
+
+def test_an_interruption_explains_a_model_before_a_policy_halt() -> None:
+    records = [
+        rec(
+            "F-A1-001",
+            Outcome.SKIPPED,
+            reason="not run: stop-on-p0 after A",
+            timestamp="2025-01-01T00:00:01.000+00:00",
+            halted=HaltKind.STOP_ON_P0,
+        ),
+        rec(
+            "G4-GARBAGE-001",
+            Outcome.SKIPPED,
+            reason="not decided: interrupted by SIGINT",
+            timestamp="2025-01-01T00:00:05.000+00:00",
+            halted=HaltKind.INTERRUPTED,
         ),
     ]
-    assert score(records).models[0].halted == "stop-on-p0 after A"
+    model = score(records).models[0]
+    assert model.halted_by is HaltKind.INTERRUPTED
+    assert model.halted == "not decided: interrupted by SIGINT"
 
 
 def test_duplicate_records_count_once_with_a_warning() -> None:

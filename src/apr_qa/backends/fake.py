@@ -7,6 +7,7 @@ The "artifact" is a JSON file that scripts the model::
      "fail_load": "<message>" | null,   # load() raises LoadError(message)
      "crash_on": "<substring>" | null,  # the process kills itself with SIGSEGV
      "hang_on": "<substring>" | null,   # generate() never returns
+     "nondeterministic": true | false,  # each call's answer ends with the call's number
      "vocab": {"pad_token": ..., "eos_token": ..., "special_tokens": [...]}}
 
 Token ids are the UTF-8 bytes of the text, and ``EOS_ID`` (256) ends an answer
@@ -43,7 +44,16 @@ EOS_ID = 256
 VOCAB_SIZE = 257
 
 _KEYS = frozenset(
-    {"answers", "default", "fail_load", "crash_on", "hang_on", "vocab", "requires_remote_code"}
+    {
+        "answers",
+        "default",
+        "fail_load",
+        "crash_on",
+        "hang_on",
+        "vocab",
+        "requires_remote_code",
+        "nondeterministic",
+    }
 )
 _DEFAULT_VOCAB = Vocab(pad_token="<pad>", eos_token="</s>", special_tokens=("<pad>", "</s>"))
 
@@ -57,6 +67,7 @@ class FakeBackend:
         self._path: Path | None = None
         self._script: dict[str, Any] | None = None
         self._vocab = _DEFAULT_VOCAB
+        self._calls = 0
 
     def load(self, path: Path, device: str, *, trust_remote_code: bool = False) -> None:
         """Read the script at ``path``; ``fail_load`` makes this raise ``LoadError``."""
@@ -106,6 +117,11 @@ class FakeBackend:
         if answer is None:
             default = script.get("default")
             answer = key if default is None else str(default)
+        self._calls += 1
+        if script.get("nondeterministic"):
+            # A model whose greedy output depends on something besides the prompt
+            # (uninitialized memory, a racy kernel): the same question, another answer.
+            answer = f"{answer} ({self._calls})"
         prompt_ids = [b for t in texts for b in t.encode()]
         ids = list(answer.encode())
         reason = "length"

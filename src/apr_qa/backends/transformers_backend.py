@@ -7,7 +7,6 @@ config says (its ``eos_token_id`` list), as ``transformers`` users see it.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -27,6 +26,7 @@ from apr_qa.backends import (
 )
 from apr_qa.backends._common import checked_ids, one_line
 from apr_qa.errors import EnvironmentProblem, UsageError
+from apr_qa.models.config import CONFIG_FILE, read_config_json
 
 if TYPE_CHECKING:
     import torch
@@ -261,16 +261,13 @@ class TransformersBackend:
 
 def _stored_dtype(path: Path) -> str:
     """The checkpoint's dtype from config.json (``dtype``, older ``torch_dtype``)."""
-    config_path = path / "config.json"
     try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise LoadError(f"{config_path}: {one_line(exc)}") from exc
-    if not isinstance(config, dict):
-        raise LoadError(f"{config_path}: not a JSON object")
+        config = read_config_json(path)
+    except UsageError as exc:
+        raise LoadError(one_line(exc)) from exc
     name = config.get("dtype") or config.get("torch_dtype") or "float32"
     if name not in _DTYPES:
-        raise LoadError(f"{config_path}: unsupported dtype {name!r}")
+        raise LoadError(f"{path / CONFIG_FILE}: unsupported dtype {name!r}")
     return str(name)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from apr_qa.evidence import Outcome
+from apr_qa.evidence import Outcome, decide
 
 __all__ = ["MAX_LISTED", "Finding", "Ledger", "bounded"]
 
@@ -36,13 +36,13 @@ class Finding:
     passed: bool | None
     reason: str
     details: Mapping[str, object] = field(default_factory=_no_details)
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    """Numbers the record keeps (evidence-stage checks read them back when merging)."""
 
     @property
     def outcome(self) -> Outcome:
-        """The evidence outcome this finding records as."""
-        if self.passed is None:
-            return Outcome.SKIPPED
-        return Outcome.CORROBORATED if self.passed else Outcome.FALSIFIED
+        """The evidence outcome this finding records as (:func:`apr_qa.evidence.decide`)."""
+        return decide(self.passed)
 
 
 def bounded(items: Sequence[str], limit: int = MAX_LISTED) -> list[str]:

@@ -4,8 +4,10 @@
 G0-INTEGRITY-001..005 (rules in docs/gates.md):
 
 - 001 the config agrees with the tensor shapes (:mod:`.integrity_shapes`);
-- 002 no tensor holds NaN or Inf, 003 no tensor is all zeros: one streamed pass
-  over the data, one tensor in memory at a time;
+- 002 no tensor holds NaN or Inf, 003 no tensor is all zeros (a norm weight read
+  as its architecture stores it: Gemma's ``scale - 1`` norms are broken at -1, not
+  at 0; see :mod:`apr_qa.models.architectures`): one streamed pass over the data,
+  one tensor in memory at a time;
 - 004 the tokenizer is present and loads (:mod:`.integrity_tokenizer`);
 - 005 a GGUF file's header and metadata are valid (skipped for safetensors).
 
@@ -20,6 +22,7 @@ import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -27,6 +30,14 @@ from apr_qa.checks.finding import Finding, Ledger, bounded
 from apr_qa.checks.integrity_shapes import Claim, check_shapes
 from apr_qa.checks.integrity_tokenizer import check_gguf_tokenizer, check_hf_tokenizer
 from apr_qa.errors import EnvironmentProblem, UsageError
+from apr_qa.models.architectures import (
+    EMBED,
+    Architecture,
+    ModelFormat,
+    architecture,
+    gguf_architecture,
+)
+from apr_qa.models.config import CONFIG_FILE, ModelConfig
 from apr_qa.models.readers import ModelReader, open_model
 
 __all__ = ["GATES", "Finding", "check_integrity"]
@@ -41,25 +52,6 @@ _NOT_FLOAT_PREFIXES = ("i", "u", "bool")
 _UNDECODABLE = frozenset({"f8_e4m3", "f8_e5m2"})
 # GGUF keys, after "<arch>.", that llama.cpp needs to build any decoder.
 _GGUF_REQUIRED = ("block_count", "embedding_length", "attention.head_count", "context_length")
-# HF config key -> GGUF key suffix after "<arch>.", for the sizes G0-INTEGRITY-001 compares.
-_GGUF_SIZES = {
-    "num_hidden_layers": "block_count",
-    "hidden_size": "embedding_length",
-    "intermediate_size": "feed_forward_length",
-    "num_attention_heads": "attention.head_count",
-    "num_key_value_heads": "attention.head_count_kv",
-    "head_dim": "attention.key_length",
-    "vocab_size": "vocab_size",
-}
-_HF_SIZES = (
-    "num_hidden_layers",
-    "hidden_size",
-    "intermediate_size",
-    "num_attention_heads",
-    "num_key_value_heads",
-    "head_dim",
-    "vocab_size",
-)
 
 
 def check_integrity(
@@ -80,10 +72,13 @@ def check_integrity(
     except UsageError as e:
         return _unreadable(path, is_gguf, str(e))
     with reader:
-        scan = _scan_values(reader)
         if reader.format == "gguf":
-            return _gguf_findings(reader, scan, expected_shape)
-        return _safetensors_findings(reader, scan, expected_shape)
+            config = ModelConfig.from_gguf(reader.metadata)
+            scan = _scan_values(reader, config)
+            return _gguf_findings(reader, config, scan, expected_shape)
+        config = ModelConfig.from_hf(reader.config)
+        scan = _scan_values(reader, config)
+        return _safetensors_findings(reader, config, scan, expected_shape)
 
 
 def _unreadable(path: Path, is_gguf: bool, message: str) -> list[Finding]:
@@ -107,16 +102,42 @@ def _not_gguf() -> Finding:
 class _Scan:
     """What one streamed pass over the tensor data saw."""
 
+    arch: Architecture
+    fmt: ModelFormat
+    model_type: str | None
     scanned: int = 0
     skipped: list[str] = field(default_factory=list)  # not floating point or undecodable
     nonfinite: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (nan, inf)
-    zero: list[str] = field(default_factory=list)
+    zero: list[str] = field(default_factory=list)  # all zero, or a norm whose scale is all zero
+    norms: list[str] = field(default_factory=list)  # the norm weights among ``zero``
+    unjudged: list[str] = field(default_factory=list)  # norms all 0 or all -1, storage unknown
     unread: list[str] = field(default_factory=list)  # tensors whose data could not be read
     error: str | None = None  # the first read error
 
+    @property
+    def offset(self) -> float | None:
+        """What a stored norm weight adds to get its scale (``None``: unknown)."""
+        return self.arch.scale_offset(self.fmt)
 
-def _scan_values(reader: ModelReader) -> _Scan:
-    scan = _Scan()
+    def judge_zero(self, name: str, array: np.ndarray[Any, Any]) -> None:
+        """Record ``name`` if its values, read as the architecture stores them, are all zero."""
+        if not self.arch.is_norm(self.fmt, name):
+            if not array.any():
+                self.zero.append(name)
+            return
+        offset = self.offset
+        if offset is None:
+            # Scale w or scale 1 + w: all 0 and all -1 are each broken under one of them.
+            if not array.any() or bool(np.all(array == -1.0)):
+                self.unjudged.append(name)
+        elif bool(np.all(array == -offset)):
+            self.zero.append(name)
+            self.norms.append(name)
+
+
+def _scan_values(reader: ModelReader, config: ModelConfig) -> _Scan:
+    choose = gguf_architecture if reader.format == "gguf" else architecture
+    scan = _Scan(choose(config.model_type), reader.format, config.model_type)
     infos = reader.tensor_infos()
     wanted = {
         info.name
@@ -142,8 +163,8 @@ def _scan_values(reader: ModelReader) -> _Scan:
         if bad:
             nan = int(np.count_nonzero(np.isnan(array)))
             scan.nonfinite[info.name] = (nan, bad - nan)
-        elif not array.any():
-            scan.zero.append(info.name)
+        else:
+            scan.judge_zero(info.name, array)
         del array
     return scan
 
@@ -170,23 +191,54 @@ def _value_findings(scan: _Scan, container_gate: str) -> list[Finding]:
         )
     else:
         nonfinite = _clean(NONFINITE, scan, "NaN or Inf", left, coverage)
+    return [nonfinite, _zeros(scan, left, coverage)]
+
+
+def _zeros(scan: _Scan, left: str, coverage: dict[str, object]) -> Finding:
+    offset = scan.offset
+    details = {
+        **coverage,
+        "norm_scale": "unknown" if offset is None else ("1 + w" if offset else "w"),
+        "norms_not_judged": bounded(scan.unjudged),
+    }
+    if scan.unjudged:
+        # Said whether the gate passes or not: these norms were not checked.
+        left = "; ".join(
+            part
+            for part in (
+                left,
+                f"{len(scan.unjudged)} norm weight(s) all 0 or all -1 not judged "
+                f"({', '.join(bounded(scan.unjudged, 3))}): model type "
+                f"{scan.model_type!r} is not in the architecture table, "
+                "so whether it stores the scale or scale - 1 is unknown",
+            )
+            if part
+        )
     if scan.zero:
-        norms = [n for n in scan.zero if "norm" in n]
-        hint = " (a zeroed norm weight)" if norms else ""
-        zeros = Finding(
+        hint = ""
+        if scan.norms and offset:
+            hint = (
+                f" (a norm weight all {-offset:g}: {scan.arch.name} stores scale - {offset:g}, "
+                "so its scale is zero)"
+            )
+        elif scan.norms:
+            hint = " (a zeroed norm weight)"
+        return Finding(
             ZEROS,
             False,
             f"{len(scan.zero)} of {scan.scanned} tensor(s) are entirely zero{hint}: "
             f"{', '.join(bounded(scan.zero, 3))}",
-            {**coverage, "tensors": bounded(scan.zero), "norms": bounded(norms)},
+            {**details, "tensors": bounded(scan.zero), "norms": bounded(scan.norms)},
         )
-    else:
-        zeros = _clean(ZEROS, scan, "an all-zero tensor", left, coverage)
-    return [nonfinite, zeros]
+    if scan.unjudged and not scan.error and scan.scanned:
+        return Finding(
+            ZEROS, True, f"{scan.scanned} tensor(s) scanned, none all zero; {left}", details
+        )
+    return _clean(ZEROS, scan, "an all-zero tensor", left, details)
 
 
 def _clean(gate: str, scan: _Scan, what: str, left: str, coverage: dict[str, object]) -> Finding:
-    if left or not scan.scanned:
+    if scan.error or not scan.scanned:
         why = left or "no floating-point tensor to scan"
         return Finding(
             gate, None, f"{scan.scanned} tensor(s) scanned without {what}; {why}", coverage
@@ -195,53 +247,39 @@ def _clean(gate: str, scan: _Scan, what: str, left: str, coverage: dict[str, obj
 
 
 def _safetensors_findings(
-    reader: ModelReader, scan: _Scan, expected: Mapping[str, int] | None
+    reader: ModelReader,
+    config: ModelConfig,
+    scan: _Scan,
+    expected: Mapping[str, int] | None,
 ) -> list[Finding]:
-    config = reader.config
-    declared = {k: Claim(config[k], f"config.json {k}") for k in _HF_SIZES if k in config}
     directory = reader.path if reader.path.is_dir() else reader.path.parent
     problems = (f"tensor data unreadable: {scan.error}",) if scan.error else ()
-    if not (directory / "config.json").is_file():
-        problems = (*problems, f"missing config.json in {directory}")
-    tied = config.get("tie_word_embeddings")
-    model_type = config.get("model_type")
+    if not (directory / CONFIG_FILE).is_file():
+        problems = (*problems, f"missing {CONFIG_FILE} in {directory}")
     shapes_map = {info.name: info.shape for info in reader.tensor_infos()}
-    shapes = check_shapes(
-        "safetensors",
-        shapes_map,
-        declared,
-        model_type=model_type if isinstance(model_type, str) else None,
-        tied=tied if isinstance(tied, bool) else None,
-        expected=expected,
-        problems=problems,
-    )
-    embed = shapes_map.get("model.embed_tokens.weight")
+    shapes = check_shapes("safetensors", shapes_map, config, expected=expected, problems=problems)
+    embed = shapes_map.get(EMBED.name("safetensors"))
     rows = embed[0] if embed is not None and len(embed) == 2 else None
     tokenizer = check_hf_tokenizer(directory, rows)
     return [shapes, *_value_findings(scan, SHAPES), tokenizer, _not_gguf()]
 
 
 def _gguf_findings(
-    reader: ModelReader, scan: _Scan, expected: Mapping[str, int] | None
+    reader: ModelReader,
+    config: ModelConfig,
+    scan: _Scan,
+    expected: Mapping[str, int] | None,
 ) -> list[Finding]:
     meta = reader.metadata
-    arch = meta.get("general.architecture")
-    declared: dict[str, Claim] = {}
-    if isinstance(arch, str):
-        for hf_key, suffix in _GGUF_SIZES.items():
-            key = f"{arch}.{suffix}"
-            if key in meta:
-                declared[hf_key] = Claim(meta[key], f"GGUF {key}")
     tokens = meta.get("tokenizer.ggml.tokens")
+    claims = {}
     if isinstance(tokens, list):
-        declared["n_tokens"] = Claim(len(tokens), "GGUF tokenizer.ggml.tokens count")
+        claims["n_tokens"] = Claim(len(tokens), "GGUF tokenizer.ggml.tokens count")
     shapes = check_shapes(
         "gguf",
         {info.name: info.shape for info in reader.tensor_infos()},
-        declared,
-        model_type=arch if isinstance(arch, str) else None,
-        # llama.cpp reuses token_embd when output.weight is absent: tying is implicit.
-        tied=True,
+        config,
+        claims=claims,
         expected=expected,
     )
     header = _gguf_header(reader, scan)

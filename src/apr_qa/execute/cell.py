@@ -1,47 +1,72 @@
 """Run one cell (artifact x backend x modality) in its worker and record what happens.
 
-Every outcome is evidence: a load failure is G1, an empty answer to the probe
-is G2, a death by signal is G3 (crashed), a scenario past its deadline is a
-timeout and the worker is restarted for the rest of the cell.
+Every outcome is evidence: a load failure is G1, the cell-stage checks (G2 and
+whatever else is registered) run once the model is loaded, a death by signal is
+G3 (crashed), a scenario past its deadline is a timeout and the worker is
+restarted for the rest of the cell.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from apr_qa import oracles
-from apr_qa.evidence import Outcome, Record, ScenarioInfo
+from apr_qa.backends import Generation, Vocab
+from apr_qa.checks import Stage, registered
+from apr_qa.evidence import HaltKind, Outcome, Record, ScenarioInfo
 from apr_qa.execute.client import WorkerClient, WorkerDied, WorkerTimeout
+from apr_qa.execute.messages import Failed, Generate, Generated, Load, Loaded
 from apr_qa.execute.records import CellRef, RecordFactory
 from apr_qa.gates import scenario_gate
 from apr_qa.oracles import Verdict
 from apr_qa.plan import PlannedScenario
-from apr_qa.playbook.model import OracleSpec, Playbook
+from apr_qa.playbook.model import Playbook
+from apr_qa.scenarios import Instance
 
-__all__ = ["CellJob", "CellResult", "CellRunner", "Halt"]
+__all__ = [
+    "Asked",
+    "CellJob",
+    "CellRunner",
+    "Halt",
+    "Lost",
+    "Refused",
+    "Stop",
+    "scenario_info",
+]
 
-PROBE_PROMPT = "What is 2 + 2?"
-PROBE_MAX_TOKENS = 16
 LOAD_TIMEOUT_FLOOR_S = 120.0
 SHRINK_BUDGET = 12
 
 
+@dataclass(frozen=True)
+class Stop:
+    """Why work stops: the kind (stop-on-p0, fail-fast, interrupted) and one line."""
+
+    kind: HaltKind
+    reason: str
+
+
 class Halt:
-    """A shared stop signal: set once with the reason; cells check it between scenarios."""
+    """A shared stop signal: set once with the reason; cells check it between scenarios.
+
+    Setting it takes no lock: a signal handler may set it while the thread it
+    interrupted is in the middle of anything.
+    """
 
     def __init__(self) -> None:
         self._event = threading.Event()
-        self.reason = ""
+        self.stop: Stop | None = None
 
-    def set(self, reason: str) -> None:
+    def set(self, stop: Stop) -> None:
         """Stop with a reason (the first reason wins)."""
-        if not self._event.is_set():
-            self.reason = reason
-            self._event.set()
+        if self.stop is None:
+            self.stop = stop
+        self._event.set()
 
     def is_set(self) -> bool:
         """Whether work should stop."""
@@ -60,7 +85,6 @@ class CellJob:
     scenarios: Sequence[PlannedScenario]
     trust_remote_code: bool = False
     skip_reason: str | None = None
-    converted: bool = False  # produced by the reference converter (G0-FORMAT-GGUF-001)
 
     @property
     def id(self) -> str:
@@ -68,41 +92,68 @@ class CellJob:
         return str(self.cell)
 
 
-@dataclass
-class CellResult:
-    """What the supervisor aggregates across cells (G4 garbage rate)."""
+@dataclass(frozen=True)
+class Refused:
+    """The backend answered with an error instead of a generation."""
 
-    outputs: int = 0
-    garbage: int = 0
-    scenarios_done: int = 0
-    failures: int = 0
-    records: list[Record] = field(default_factory=list)
+    error: str
 
 
-def _scenario_info(planned: PlannedScenario, instance: Any) -> ScenarioInfo:
-    source = planned.source
+@dataclass(frozen=True)
+class Lost:
+    """The worker hung or died; the outcome and reason are already decided."""
+
+    outcome: Outcome
+    reason: str
+    waited_s: float
+
+
+Asked = Generation | Refused | Lost
+"""What asking the model once came to."""
+
+
+def scenario_info(planned: PlannedScenario | None, instance: Instance | None) -> ScenarioInfo:
+    """The evidence's view of a scenario: where it came from and what it asked."""
+    source = planned.source if planned is not None else None
+    name = planned.name if planned is not None else instance.name if instance else "-"
     return ScenarioInfo(
-        name=planned.name,
+        name=name,
+        id=planned.id if planned is not None else name,
         oracle=instance.oracle.name if instance is not None else None,
         prompt=instance.prompt if instance is not None else None,
         messages=tuple(dict(m) for m in instance.messages)
         if instance and instance.messages
         else None,
-        seed=planned.seed,
+        seed=planned.seed if planned is not None else None,
         file=source.file if source else None,
         line=source.line if source else None,
     )
 
 
+def generation_metrics(gen: Generation) -> dict[str, float]:
+    """The timing and size figures every generating record carries."""
+    return {
+        "duration_s": float(gen.duration_s),
+        "ttft_s": float(gen.ttft_s),
+        "tok_per_s": float(gen.tok_per_s),
+        "tokens": float(len(gen.token_ids)),
+        "prompt_tokens": float(gen.prompt_tokens),
+    }
+
+
 class CellRunner:
-    """Drives one worker through one cell, emitting records as they are decided."""
+    """Drives one worker through one cell, emitting records as they are decided.
+
+    It is also the session that cell-stage checks see: :attr:`job`,
+    :meth:`ask` and :meth:`record`.
+    """
 
     def __init__(
         self,
         job: CellJob,
         factory: RecordFactory,
         emit: Callable[[Record], None],
-        halt: Callable[[], str | None],
+        halt: Callable[[], Stop | None],
         on_progress: Callable[[int], None] = lambda n: None,
         spawn: Callable[[str], WorkerClient] | None = None,
     ) -> None:
@@ -112,66 +163,112 @@ class CellRunner:
         self._halt = halt
         self._progress = on_progress
         self._spawn = spawn or (lambda kind: WorkerClient(warm=kind))
-        self._oracles: dict[str, Any] = {}
-        self.result = CellResult()
-        matrix = job.playbook.matrix
-        self.timeout_s = matrix.timeout_ms / 1000
+        self._oracles: dict[str, oracles.Oracle] = {}
+        self.timeout_s = job.playbook.matrix.timeout_ms / 1000
         self.worker: WorkerClient | None = None
-        self.garbage_oracle: Any = None
+        self.garbage_oracle: oracles.Oracle | None = None
         self.crashed: list[str] = []
         self.hung: list[str] = []
+        self._load_s = 0.0
 
-    # -- records -------------------------------------------------------------------------
+    # -- the session cell-stage checks use -----------------------------------------------
 
     def record(self, gate: str, outcome: Outcome, reason: str, **kw: Any) -> None:
         """Emit one record for this cell."""
-        rec = self.factory.make(
-            gate, outcome, reason, self.job.cell, playbook=self.job.playbook, **kw
+        self._emit(
+            self.factory.make(
+                gate, outcome, reason, self.job.cell, playbook=self.job.playbook, **kw
+            )
         )
-        if outcome in (Outcome.FALSIFIED, Outcome.TIMEOUT, Outcome.CRASHED):
-            self.result.failures += 1
-        self._emit(rec)
 
-    def skip_rest(self, scenarios: Sequence[PlannedScenario], reason: str) -> None:
+    def ask(
+        self,
+        instance: Instance,
+        *,
+        seed: int,
+        max_tokens: int,
+        timeout_s: float,
+        what: str,
+        basic: bool = True,
+    ) -> Asked:
+        """Ask the loaded model once; a hang or a death is book-kept here (G3).
+
+        ``basic`` work (explicit scenarios, probes) that hangs fails G3-HANG-001;
+        generated and shrinking work that hangs is only its own timeout.
+        """
+        started = time.perf_counter()
+        if self.worker is None and (error := self._start()) is not None:
+            return Refused(f"the worker could not be restarted: {error}")
+        assert self.worker is not None
+        request = Generate(
+            prompt=instance.prompt,
+            messages=tuple(dict(m) for m in instance.messages) if instance.messages else None,
+            max_tokens=max_tokens,
+            temperature=(
+                instance.temperature
+                if instance.temperature is not None
+                else self.job.playbook.matrix.temperature
+            ),
+            seed=seed,
+        )
+        try:
+            answer = self.worker.request(request, timeout_s)
+        except (WorkerTimeout, WorkerDied) as exc:
+            outcome, reason = self._lost_worker(exc, what, basic=basic)
+            return Lost(outcome, reason, time.perf_counter() - started)
+        reply = answer.reply
+        if isinstance(reply, Generated):
+            return reply.generation
+        if isinstance(reply, Failed):
+            return Refused(reply.error)
+        return Refused(f"unexpected reply {type(reply).__name__}")
+
+    # -- records -------------------------------------------------------------------------
+
+    def skip_rest(
+        self, scenarios: Sequence[PlannedScenario], reason: str, halted: HaltKind | None = None
+    ) -> None:
         """Record every scenario not run as skipped, with the reason (visible, never passed)."""
         gate = scenario_gate(self.job.cell.modality or "run", self.job.cell.backend or "cpu")
         for planned in scenarios:
-            self.record(gate, Outcome.SKIPPED, reason, scenario=_scenario_info(planned, None))
+            self.record(
+                gate,
+                Outcome.SKIPPED,
+                reason,
+                scenario=scenario_info(planned, None),
+                halted=halted,
+            )
             self._progress(1)
+
+    def _skip_stopped(self, scenarios: Sequence[PlannedScenario], stop: Stop) -> None:
+        self.skip_rest(scenarios, f"not run: {stop.reason}", stop.kind)
 
     # -- worker lifecycle ----------------------------------------------------------------
 
     def _start(self) -> str | None:
         """Start a worker and load the model; None when loaded, else the reason it did not."""
         self.worker = self._spawn(self.job.backend_kind)
-        request = {
-            "op": "load",
-            "backend": self.job.backend_kind,
-            "path": self.job.path,
-            "device": self.job.device,
-            "trust_remote_code": self.job.trust_remote_code,
-        }
+        request = Load(
+            backend=self.job.backend_kind,
+            path=self.job.path,
+            device=self.job.device,
+            trust_remote_code=self.job.trust_remote_code,
+        )
         try:
-            reply = self.worker.request(request, max(self.timeout_s, LOAD_TIMEOUT_FLOOR_S))
+            answer = self.worker.request(request, max(self.timeout_s, LOAD_TIMEOUT_FLOOR_S))
         except WorkerTimeout as exc:
             return f"load timed out: {exc}"
         except WorkerDied as exc:
-            if not self._interrupted():
+            if self._interrupted() is None:
                 self.crashed.append(f"load: {exc.signal_name}")
             return (
                 f"worker died while loading ({exc.signal_name}): {exc.stderr_tail[-500:].strip()}"
             )
-        if not reply.data.get("ok"):
-            return str(reply.data.get("error", "load failed"))
-        vocab = reply.data.get("vocab") or {}
-        options: dict[str, Any] = {}
-        if vocab.get("pad_token"):
-            options["pad_token"] = vocab["pad_token"]
-        specials = [t for t in vocab.get("special_tokens") or [] if t]
-        if specials:
-            options["special_tokens"] = specials
-        self.garbage_oracle = oracles.create("garbage", options)
-        self._load_s = float(reply.data.get("load_s", reply.wall_s))
+        reply = answer.reply
+        if not isinstance(reply, Loaded):
+            return reply.error if isinstance(reply, Failed) else "load failed"
+        self.garbage_oracle = oracles.create("garbage", _garbage_options(reply.vocab))
+        self._load_s = reply.load_s
         return None
 
     def _stop(self) -> None:
@@ -179,55 +276,37 @@ class CellRunner:
             self.worker.close()
             self.worker = None
 
-    def _generate(
-        self, instance: Any, seed: int, max_tokens: int, timeout_s: float
-    ) -> dict[str, Any]:
-        assert self.worker is not None
-        request = {
-            "op": "generate",
-            "prompt": instance.prompt,
-            "messages": [dict(m) for m in instance.messages] if instance.messages else None,
-            "max_tokens": max_tokens,
-            "temperature": (
-                instance.temperature
-                if instance.temperature is not None
-                else self.job.playbook.matrix.temperature
-            ),
-            "seed": seed,
-        }
-        reply = self.worker.request(request, timeout_s)
-        return reply.data
-
     # -- the cell ------------------------------------------------------------------------
 
-    def run(self) -> CellResult:
+    def run(self) -> None:
         """Run the whole cell; never raises for model behaviour."""
         job = self.job
         scenarios = list(job.scenarios)
         if job.skip_reason:
             self.skip_rest(scenarios, job.skip_reason)
-            return self.result
+            return
         try:
             error = self._start()
-            if error is not None and (interrupted := self._interrupted()):
-                self.skip_rest(scenarios, interrupted)
-                return self.result
+            if error is not None and (stop := self._interrupted()) is not None:
+                self._skip_stopped(scenarios, stop)
+                return
             if error is not None:
                 self.record("G1-LOAD-001", Outcome.FALSIFIED, f"{job.id} did not load: {error}")
                 self.skip_rest(scenarios, "not run: the model did not load in this cell")
                 self._record_g3()
-                return self.result
+                return
             self.record(
                 "G1-LOAD-001",
                 Outcome.CORROBORATED,
                 f"{job.id} loaded",
                 metrics={"load_s": self._load_s},
             )
-            self._probe()
+            for check in registered(Stage.CELL):
+                check.run(self)
             for i, planned in enumerate(scenarios):
-                reason = self._halt()
-                if reason:
-                    self.skip_rest(scenarios[i:], reason)
+                stop = self._halt()
+                if stop is not None:
+                    self._skip_stopped(scenarios[i:], stop)
                     break
                 if self.worker is None and not self._restart(scenarios[i:]):
                     break
@@ -236,28 +315,30 @@ class CellRunner:
             self._record_g3()
         finally:
             self._stop()
-        return self.result
 
     def _restart(self, rest: Sequence[PlannedScenario]) -> bool:
         error = self._start()
         if error is None:
             return True
-        why = self._interrupted() or f"not run: the worker could not be restarted ({error})"
-        self.skip_rest(rest, why)
+        stop = self._interrupted()
+        if stop is not None:
+            self._skip_stopped(rest, stop)
+        else:
+            self.skip_rest(rest, f"not run: the worker could not be restarted ({error})")
         return False
 
-    def _interrupted(self) -> str | None:
-        """The reason when the run was interrupted (its workers are killed on purpose)."""
-        reason = self._halt()
-        return reason if reason and reason.startswith("interrupted") else None
+    def _interrupted(self) -> Stop | None:
+        """The stop when the run was interrupted (its workers are killed on purpose)."""
+        stop = self._halt()
+        return stop if stop is not None and stop.kind is HaltKind.INTERRUPTED else None
 
     def _lost_worker(self, exc: Exception, what: str, *, basic: bool) -> tuple[Outcome, str]:
         """Book-keeping after a timeout or a crash; the worker is restarted lazily."""
         if self.worker is not None:
             self.worker.kill()
             self.worker = None
-        if interrupted := self._interrupted():
-            return Outcome.SKIPPED, interrupted
+        if (stop := self._interrupted()) is not None:
+            return Outcome.SKIPPED, f"not run: {stop.reason}"
         if isinstance(exc, WorkerTimeout):
             if basic:
                 self.hung.append(what)
@@ -267,53 +348,6 @@ class CellRunner:
         tail = exc.stderr_tail.strip()[-800:]
         return Outcome.CRASHED, f"{what}: worker {exc.signal_name}; stderr tail: {tail}"
 
-    def _probe(self) -> None:
-        """G2: a trivial prompt yields non-empty tokens."""
-        from apr_qa.scenarios import Instance
-
-        modality = self.job.cell.modality
-        probe = Instance(
-            name="g2-probe",
-            family="probe",
-            prompt=None if modality != "run" else PROBE_PROMPT,
-            messages=({"role": "user", "content": PROBE_PROMPT},) if modality != "run" else None,
-            oracle=OracleSpec("garbage"),
-            expected=None,
-            max_tokens=PROBE_MAX_TOKENS,
-            category="GATEWAY",
-            gate="G2-INFER-001",
-            params={},
-        )
-        try:
-            data = self._generate(probe, 0, PROBE_MAX_TOKENS, self.timeout_s)
-        except (WorkerTimeout, WorkerDied) as exc:
-            outcome, reason = self._lost_worker(exc, "G2 probe", basic=True)
-            self.record("G2-INFER-001", outcome, reason)
-            return
-        if not data.get("ok"):
-            self.record("G2-INFER-001", Outcome.FALSIFIED, f"G2 probe failed: {data.get('error')}")
-            return
-        gen = data["generation"]
-        info = ScenarioInfo(name="g2-probe", prompt=probe.prompt, messages=probe.messages)
-        if gen["token_ids"] and gen["text"].strip():
-            self.record(
-                "G2-INFER-001",
-                Outcome.CORROBORATED,
-                f"probe yielded {len(gen['token_ids'])} tokens",
-                scenario=info,
-                output=gen["text"],
-                metrics=_metrics(gen),
-            )
-        else:
-            self.record(
-                "G2-INFER-001",
-                Outcome.FALSIFIED,
-                f"probe yielded no text ({len(gen['token_ids'])} tokens, finish {gen['finish_reason']})",
-                scenario=info,
-                output=gen["text"],
-                metrics=_metrics(gen),
-            )
-
     def _scenario(self, planned: PlannedScenario) -> None:
         from apr_qa.scenarios import instantiate
 
@@ -321,7 +355,7 @@ class CellRunner:
         modality = job.cell.modality or "run"
         instance = instantiate(planned, job.playbook, modality)
         gate = instance.gate or scenario_gate(modality, job.cell.backend or "cpu")
-        info = _scenario_info(planned, instance)
+        info = scenario_info(planned, instance)
         scenario = planned.scenario
         max_tokens = instance.max_tokens
         if max_tokens is None:
@@ -329,59 +363,56 @@ class CellRunner:
         timeout_s = (
             (scenario.timeout_ms / 1000) if scenario and scenario.timeout_ms else self.timeout_s
         )
-        basic = planned.kind == "explicit"
-        started = time.perf_counter()
-        try:
-            data = self._generate(instance, planned.seed, max_tokens, timeout_s)
-            second = (
-                self._generate(instance, planned.seed, max_tokens, timeout_s)
-                if instance.repeat > 1 and data.get("ok")
-                else None
-            )
-        except (WorkerTimeout, WorkerDied) as exc:
-            waited = time.perf_counter() - started
-            outcome, reason = self._lost_worker(exc, f"scenario {planned.name}", basic=basic)
-            metrics = {"waited_s": waited, "timeout_s": timeout_s}
+        ask = functools.partial(
+            self.ask,
+            instance,
+            seed=planned.seed,
+            max_tokens=max_tokens,
+            timeout_s=timeout_s,
+            what=f"scenario {planned.name}",
+            basic=planned.kind == "explicit",
+        )
+        first = ask()
+        second = ask() if instance.repeat > 1 and isinstance(first, Generation) else None
+        lost = first if isinstance(first, Lost) else second if isinstance(second, Lost) else None
+        if lost is not None:
+            metrics = {"waited_s": lost.waited_s, "timeout_s": timeout_s}
             self.record(
-                gate, outcome, reason, scenario=info, expected=instance.expected, metrics=metrics
+                gate,
+                lost.outcome,
+                lost.reason,
+                scenario=info,
+                expected=instance.expected,
+                metrics=metrics,
+                halted=HaltKind.INTERRUPTED if lost.outcome is Outcome.SKIPPED else None,
             )
             return
-        self.result.scenarios_done += 1
-        if not data.get("ok"):
+        if isinstance(first, Refused):
             self.record(
                 gate,
                 Outcome.FALSIFIED,
-                f"the backend refused the scenario: {data.get('error')}",
+                f"the backend refused the scenario: {first.error}",
                 scenario=info,
                 expected=instance.expected,
             )
             return
-        gen = data["generation"]
-        text = gen["text"]
-        garbage = self.garbage_oracle(text, prompt=instance.text)
-        # An empty answer to an empty prompt is the right answer, not garbage for G4.
-        if (instance.text or "").strip() or text.strip():
-            self.result.outputs += 1
-            if not garbage.passed and not garbage.skipped:
-                self.result.garbage += 1
-        verdict = self._judge(instance, gen, second)
-        metrics = {**_metrics(gen), "garbage": 0.0 if garbage.passed or garbage.skipped else 1.0}
-        counterexample = None
-        if not verdict.passed and not verdict.skipped and planned.kind == "generated":
-            counterexample = self._shrink(instance, planned.seed, max_tokens, timeout_s)
-        outcome = (
-            Outcome.SKIPPED
-            if verdict.skipped
-            else Outcome.CORROBORATED
-            if verdict.passed
-            else Outcome.FALSIFIED
-        )
+        assert isinstance(first, Generation)
+        text = first.text
+        verdict = self._judge(instance, first, second)
+        metrics = generation_metrics(first)
+        garbage = self._garbage(instance, text)
         reason = verdict.reason
-        if not garbage.passed and not garbage.skipped and instance.oracle.name != "garbage":
-            reason = f"{reason}; {garbage.reason}"
+        if garbage is not None:
+            # Counted towards G4 (an evidence-stage check reads this metric back).
+            metrics["garbage"] = 0.0 if garbage.passed or garbage.skipped else 1.0
+            if metrics["garbage"] and instance.oracle.name != "garbage":
+                reason = f"{reason}; {garbage.reason}"
+        counterexample = None
+        if verdict.outcome is Outcome.FALSIFIED and planned.kind == "generated":
+            counterexample = self._shrink(instance, planned.seed, max_tokens, timeout_s)
         self.record(
             gate,
-            outcome,
+            verdict.outcome,
             reason,
             scenario=info,
             output=text,
@@ -390,38 +421,51 @@ class CellRunner:
             counterexample=counterexample,
         )
 
-    def _judge(self, instance: Any, gen: dict[str, Any], second: dict[str, Any] | None) -> Verdict:
-        if instance.repeat > 1:
-            if second is None or not second.get("ok"):
-                return Verdict.fail("the repeated generation failed")
-            again = second["generation"]
-            if again["token_ids"] == gen["token_ids"]:
-                return Verdict.ok(f"same {len(gen['token_ids'])} tokens twice at temperature 0")
-            return Verdict.fail(
-                f"different tokens on repeat: {gen['text'][:60]!r} then {again['text'][:60]!r}"
-            )
+    def _garbage(self, instance: Instance, text: str) -> Verdict | None:
+        """The garbage verdict on an output, or None when it does not count for G4
+        (an empty answer to an empty prompt is the right answer, not an output)."""
+        if self.garbage_oracle is None or not ((instance.text or "").strip() or text.strip()):
+            return None
+        return self.garbage_oracle(text, prompt=instance.text)
+
+    def _oracle(self, instance: Instance) -> oracles.Oracle:
         spec = instance.oracle
         key = f"{spec.name}:{sorted(spec.options.items())!r}"
         oracle = self._oracles.get(key)
         if oracle is None:
             oracle = self._oracles[key] = oracles.create(spec.name, dict(spec.options))
-        return oracle(gen["text"], prompt=instance.text, expected=instance.expected)
+        return oracle
 
-    def _shrink(self, instance: Any, seed: int, max_tokens: int, timeout_s: float) -> str | None:
+    def _judge(self, instance: Instance, gen: Generation, second: Asked | None) -> Verdict:
+        """The instance's oracle on the output; a repeated scenario gives it the second
+        generation as ``expected`` (so the determinism oracle decides, empty or not)."""
+        if instance.repeat > 1:
+            if isinstance(second, Refused):
+                return Verdict.fail(f"the repeated generation was refused: {second.error}")
+            again = second.text if isinstance(second, Generation) else None
+            return self._oracle(instance)(gen.text, prompt=instance.text, expected=again)
+        return self._oracle(instance)(gen.text, prompt=instance.text, expected=instance.expected)
+
+    def _shrink(
+        self, instance: Instance, seed: int, max_tokens: int, timeout_s: float
+    ) -> str | None:
         """Search for the minimal failing input of this family (hypothesis), within a budget."""
         from apr_qa.scenarios import shrink
 
-        def fails(candidate: Any) -> bool:
-            if self.worker is None:
+        def fails(candidate: Instance) -> bool:
+            asked = self.ask(
+                candidate,
+                seed=seed,
+                max_tokens=max_tokens,
+                timeout_s=timeout_s,
+                what="shrinking",
+                basic=False,
+            )
+            if isinstance(asked, Lost):
                 return False
-            try:
-                data = self._generate(candidate, seed, max_tokens, timeout_s)
-            except (WorkerTimeout, WorkerDied) as exc:
-                self._lost_worker(exc, "shrinking", basic=False)
-                return False
-            if not data.get("ok"):
+            if isinstance(asked, Refused):
                 return True
-            return not self._judge(candidate, data["generation"], None).passed
+            return self._judge(candidate, asked, None).outcome is Outcome.FALSIFIED
 
         smallest = shrink(instance, fails, budget=SHRINK_BUDGET)
         if smallest is None:
@@ -449,11 +493,11 @@ class CellRunner:
             )
 
 
-def _metrics(gen: dict[str, Any]) -> dict[str, float]:
-    return {
-        "duration_s": float(gen["duration_s"]),
-        "ttft_s": float(gen["ttft_s"]),
-        "tok_per_s": float(gen["tok_per_s"]),
-        "tokens": float(len(gen["token_ids"])),
-        "prompt_tokens": float(gen["prompt_tokens"]),
-    }
+def _garbage_options(vocab: Vocab) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if vocab.pad_token:
+        options["pad_token"] = vocab.pad_token
+    specials = [t for t in vocab.special_tokens if t]
+    if specials:
+        options["special_tokens"] = specials
+    return options

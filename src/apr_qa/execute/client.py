@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import selectors
 import signal
@@ -12,9 +11,12 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO
 
-__all__ = ["Reply", "WorkerClient", "WorkerDied", "WorkerTimeout"]
+from apr_qa.execute import messages
+from apr_qa.execute.messages import ProtocolError
+
+__all__ = ["Answer", "WorkerClient", "WorkerDied", "WorkerTimeout"]
 
 STDERR_TAIL_BYTES = 2000
 
@@ -49,10 +51,10 @@ def _signal_name(returncode: int | None) -> str:
 
 
 @dataclass(frozen=True)
-class Reply:
-    """A worker's answer, with the wall time the parent waited for it."""
+class Answer:
+    """A worker's reply, with the wall time the parent waited for it."""
 
-    data: dict[str, Any]
+    reply: messages.Reply
     wall_s: float
 
 
@@ -91,11 +93,16 @@ class WorkerClient:
         self._stderr.seek(max(0, size - STDERR_TAIL_BYTES))
         return self._stderr.read().decode("utf-8", "replace")
 
-    def request(self, payload: dict[str, Any], timeout_s: float) -> Reply:
-        """Send one request and wait for its reply; kill the worker at the deadline."""
+    def request(self, request: messages.Request, timeout_s: float) -> Answer:
+        """Send one request and wait for its reply; kill the worker at the deadline.
+
+        A reply that is not a message of the protocol means the worker is not
+        speaking it any more (a library wrote to the pipe): it is killed and
+        treated as dead, with its stderr tail.
+        """
         started = time.perf_counter()
         try:
-            self._stdin.write((json.dumps(payload) + "\n").encode())
+            self._stdin.write(messages.encode(request))
             self._stdin.flush()
         except (BrokenPipeError, OSError):
             raise self._died() from None
@@ -105,7 +112,12 @@ class WorkerClient:
             raise WorkerTimeout(timeout_s)
         if not line:
             raise self._died()
-        return Reply(json.loads(line), time.perf_counter() - started)
+        try:
+            reply = messages.decode_reply(line)
+        except ProtocolError as exc:
+            self.kill()
+            raise WorkerDied(self._proc.returncode, f"{exc}\n{self.stderr_tail()}") from None
+        return Answer(reply, time.perf_counter() - started)
 
     def _read_line(self, deadline: float) -> bytes | None:
         """A reply line; b"" at end of stream; None at the deadline."""
@@ -144,7 +156,7 @@ class WorkerClient:
         """Ask the worker to exit; kill it if it does not within the grace period."""
         if self._proc.poll() is None:
             try:
-                self._stdin.write(b'{"op": "exit"}\n')
+                self._stdin.write(messages.encode(messages.Exit()))
                 self._stdin.flush()
                 self._proc.wait(timeout=grace_s)
             except (BrokenPipeError, OSError, subprocess.TimeoutExpired):

@@ -8,7 +8,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from apr_qa.evidence import Outcome, Record, ScenarioInfo, cell_name, host_info, now_utc
+from apr_qa.evidence import (
+    HaltKind,
+    Outcome,
+    Record,
+    ScenarioInfo,
+    bound_output,
+    cell_name,
+    host_info,
+    now_utc,
+)
 from apr_qa.gates import lookup
 
 __all__ = ["CellRef", "RecordFactory"]
@@ -50,19 +59,25 @@ class RecordFactory:
         expected: Any = None,
         metrics: Mapping[str, float] | None = None,
         counterexample: str | None = None,
+        halted: HaltKind | None = None,
     ) -> Record:
-        """One record; ``playbook`` is the `Playbook` it came from (path and sha256)."""
+        """One record; ``playbook`` is the `Playbook` it came from (path and sha256).
+
+        The output is bounded here (its length and hash kept), so neither the
+        evidence file nor the run's memory grows with what a model rambles.
+        """
         known = lookup(gate)
         if known is None:
             raise ValueError(f"unknown gate id {gate!r}")  # a programming error, not bad input
         with self._lock:
             number = next(self._ids)
+        kept, chars, digest = bound_output(output)
         return Record(
             run_id=self.run_id,
             record_id=f"{self.run_id}-{number:06d}",
             gate=gate,
-            category=str(known.category),
-            severity=str(known.severity),
+            category=known.category,
+            severity=known.severity,
             outcome=outcome,
             reason=reason,
             model=cell.model,
@@ -71,10 +86,13 @@ class RecordFactory:
             backend=cell.backend,
             modality=cell.modality,
             scenario=scenario,
-            output=output,
+            output=kept,
+            output_chars=chars,
+            output_sha256=digest,
             expected=_json_safe(expected),
             metrics=dict(metrics or {}),
             counterexample=counterexample,
+            halted=halted,
             playbook=str(playbook.path) if playbook is not None else None,
             playbook_sha256=playbook.sha256 if playbook is not None else None,
             shard=self.shard,

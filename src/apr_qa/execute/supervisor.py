@@ -1,34 +1,47 @@
-"""The supervisor: resolve artifacts, preflight G0, run cells in workers, apply the
-failure policy, aggregate G4, and stream every record to ``evidence.jsonl``."""
+"""The supervisor: resolve artifacts, run the registered checks stage by stage, run
+cells in workers, apply the failure policy, and stream every record to
+``evidence.jsonl``.
+
+Stages (docs/architecture.md): artifact checks once per artifact, model checks
+once per model, cells (with their cell-stage checks) in a thread pool, then
+evidence checks over each model's records.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from apr_qa.evidence import EvidenceWriter, Outcome, Record
-from apr_qa.execute.cell import CellJob, CellResult, CellRunner, Halt
+from apr_qa.checks import Artifact, Stage, registered
+from apr_qa.checks.finding import Finding
+from apr_qa.evidence import EvidenceWriter, HaltKind, Outcome, Record
+from apr_qa.execute.cell import CellJob, CellRunner, Halt, Stop
 from apr_qa.execute.progress import Progress
 from apr_qa.execute.records import CellRef, RecordFactory
 from apr_qa.execute.warm import BACKEND_OF_FORMAT, WarmPool
+from apr_qa.gates import Severity
 from apr_qa.plan import Cell, Plan, Shard, build_plan
-from apr_qa.playbook.model import Playbook
+from apr_qa.playbook.model import FailurePolicy, Playbook
 
 if TYPE_CHECKING:
     from apr_qa.models.sources import Resolution
 
-__all__ = ["RunOptions", "RunOutcome", "execute"]
+__all__ = ["INTERRUPT_SIGNALS", "RunOptions", "RunOutcome", "execute"]
 
 _FAILED = (Outcome.FALSIFIED, Outcome.TIMEOUT, Outcome.CRASHED)
+
+INTERRUPT_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+"""Each stops the run the same way: workers killed, what finished kept, reports written."""
 
 
 @dataclass(frozen=True)
@@ -37,7 +50,7 @@ class RunOptions:
 
     output_dir: Path
     workers: int = 1
-    failure_policy: str | None = None
+    failure_policy: FailurePolicy | None = None
     backends: tuple[str, ...] | None = None
     shard: Shard | None = None
     trust_remote_code: bool = False
@@ -52,8 +65,9 @@ class RunOutcome:
 
     evidence: Path
     records: list[Record] = field(default_factory=list)
-    interrupted: bool = False
+    interrupted: signal.Signals | None = None
     halted: dict[str, str] = field(default_factory=dict)
+    cells: int = 0
 
 
 class _Run:
@@ -62,17 +76,13 @@ class _Run:
         self.options = options
         run_id = uuid.uuid4().hex[:12]
         self.factory = RecordFactory(run_id, str(plan.shard) if plan.shard else None)
-        evidence = options.output_dir / "evidence.jsonl"
-        evidence.unlink(
-            missing_ok=True
-        )  # a run replaces the evidence of the last run in this directory
-        self.writer = EvidenceWriter(evidence)
+        self.writer = EvidenceWriter(options.output_dir / "evidence.jsonl")
         self.lock = threading.Lock()
         self.gpu_lock = threading.Lock()
         self.everything = Halt()
         self.per_model: dict[str, Halt] = defaultdict(Halt)
-        self.policy: dict[str, str] = {}
-        self.outcome = RunOutcome(self.writer.path)
+        self.policy: dict[str, FailurePolicy] = {}
+        self.outcome = RunOutcome(self.writer.path, cells=len(plan.cells))
         self.progress = Progress(
             enabled=options.progress, total=plan.test_count, cells=len(plan.cells)
         )
@@ -88,38 +98,36 @@ class _Run:
         if record.outcome not in _FAILED:
             return
         self.progress.failure()
-        cell = record.cell
-        policy = self.policy.get(record.model, "stop-on-p0")
-        if policy == "fail-fast":
-            self.everything.set(f"halted: fail-fast after {record.gate} {record.outcome} in {cell}")
-        elif policy == "stop-on-p0" and record.category == "GATEWAY":
-            self.per_model[record.model].set(
-                f"halted: stop-on-p0 after {record.gate} {record.outcome} in {cell}"
-            )
+        cause = f"after {record.gate} {record.outcome} in {record.cell}"
+        policy = self.policy.get(record.model, FailurePolicy.STOP_ON_P0)
+        if policy is FailurePolicy.FAIL_FAST:
+            self.everything.set(Stop(HaltKind.FAIL_FAST, f"fail-fast {cause}"))
+        elif policy is FailurePolicy.STOP_ON_P0 and record.severity is Severity.P0:
+            self.per_model[record.model].set(Stop(HaltKind.STOP_ON_P0, f"stop-on-p0 {cause}"))
 
-    def halt_reason(self, model: str) -> str | None:
+    def stop_for(self, model: str) -> Stop | None:
         if self.everything.is_set():
-            return self.everything.reason
+            return self.everything.stop
         halt = self.per_model[model]
-        return halt.reason if halt.is_set() else None
+        return halt.stop if halt.is_set() else None
 
-    def record(
-        self,
-        playbook: Playbook,
-        gate: str,
-        outcome: Outcome,
-        reason: str,
-        cell: CellRef,
-        metrics: Mapping[str, float] | None = None,
-    ) -> None:
+    def record(self, playbook: Playbook, finding: Finding, ref: CellRef) -> None:
         self.emit(
-            self.factory.make(gate, outcome, reason, cell, playbook=playbook, metrics=metrics)
+            self.factory.make(
+                finding.gate,
+                finding.outcome,
+                finding.reason,
+                ref,
+                playbook=playbook,
+                metrics=finding.metrics,
+            )
         )
 
-    # -- preparation ----------------------------------------------------------------------
+    # -- preparation: artifacts and the artifact and model stages ---------------------------
 
     def jobs_for(self, playbook: Playbook, cells: Sequence[Cell]) -> list[CellJob]:
-        """Resolve artifacts, run G0 on each, and turn plan cells into jobs."""
+        """Resolve artifacts, run the artifact and model stages, turn cells into jobs."""
+        from apr_qa.checks.converted import conversion_findings
         from apr_qa.models.sources import ModelRef, resolve
 
         model = playbook.model
@@ -144,27 +152,41 @@ class _Run:
                 convert_missing=self.options.convert_missing,
                 workdir=self.options.output_dir / "artifacts",
             )
+            for quant, finding in conversion_findings(resolution):
+                self.record(playbook, finding, CellRef(model.id, "gguf", quant))
         jobs: list[CellJob] = []
-        checked: set[str] = set()
+        artifacts: dict[str, Artifact] = {}
         for cell in cells:
-            for job in self._cell_jobs(playbook, cell, resolution, trust):
-                if job.skip_reason is None and job.path not in checked:
-                    checked.add(job.path)
-                    self.preflight(playbook, job)
+            for job, origin in self._cell_jobs(playbook, cell, resolution, trust):
+                if job.skip_reason is None and job.path not in artifacts:
+                    at = CellRef(job.cell.model, job.cell.format, job.cell.quantization)
+                    artifact = Artifact(playbook, at, Path(job.path), origin)
+                    artifacts[job.path] = artifact
+                    self.artifact_stage(artifact)
                 jobs.append(job)
+        if self.options.backend_override is None:
+            for check in registered(Stage.MODEL):
+                for finding in check.check(playbook, tuple(artifacts.values())):
+                    self.record(playbook, finding, CellRef(model.id))
         return jobs
+
+    def artifact_stage(self, artifact: Artifact) -> None:
+        """Every artifact-stage check on one artifact, once."""
+        if self.options.backend_override is not None:
+            return  # a fake model's script is no artifact to inspect
+        for check in registered(Stage.ARTIFACT):
+            for finding in check.check(artifact):
+                self.record(artifact.playbook, finding, artifact.ref)
 
     def _cell_jobs(
         self, playbook: Playbook, cell: Cell, resolution: Resolution | None, trust: bool
-    ) -> Iterator[CellJob]:
+    ) -> Iterator[tuple[CellJob, str]]:
         from apr_qa.backends.device import gpu_unavailable_reason
 
-        scenarios = list(cell.scenarios())
+        scenarios = cell.scenarios()
         kind = self.options.backend_override or BACKEND_OF_FORMAT.get(cell.format, "-")
 
-        def job(
-            quant: str, path: str = "-", skip: str | None = None, converted: bool = False
-        ) -> CellJob:
+        def job(quant: str, path: str = "-", skip: str | None = None) -> CellJob:
             ref = CellRef(playbook.model.id, cell.format, quant, cell.backend, cell.modality)
             return CellJob(
                 playbook=playbook,
@@ -172,24 +194,23 @@ class _Run:
                 backend_kind=kind if skip is None else "-",
                 path=path,
                 device=cell.backend,
-                scenarios=scenarios,
+                scenarios=list(scenarios) if skip is None else list(cell.scenarios()),
                 trust_remote_code=trust,
                 skip_reason=skip,
-                converted=converted,
             )
 
         if cell.format == "apr":
-            yield job(cell.quantization, skip="skipped: format apr has no runtime in apr-qa")
+            yield job(cell.quantization, skip="skipped: format apr has no runtime in apr-qa"), "-"
             return
         if cell.modality == "serve":
             reason = "skipped: the serve modality is not supported by this version of apr-qa"
-            yield job(cell.quantization, skip=reason)
+            yield job(cell.quantization, skip=reason), "-"
             return
         if cell.backend == "gpu" and (why := gpu_unavailable_reason(kind)):
-            yield job(cell.quantization, skip=f"skipped: gpu requested but unusable: {why}")
+            yield job(cell.quantization, skip=f"skipped: gpu requested but unusable: {why}"), "-"
             return
         if resolution is None:  # the fake backend: the model path is its script
-            yield job(cell.quantization, str(playbook.model.path))
+            yield job(cell.quantization, str(playbook.model.path)), "local"
             return
         artifacts = [
             a
@@ -197,70 +218,44 @@ class _Run:
             if a.format == cell.format
             and (cell.format != "gguf" or cell.quantization in ("auto", a.quantization))
         ]
-        if not artifacts:
-            missing = [
-                m.reason
-                for m in resolution.missing
-                if m.format == cell.format
-                and (cell.format != "gguf" or m.quantization == cell.quantization)
-            ]
-            reason = (
-                missing[0] if missing else f"no {cell.format} {cell.quantization} artifact found"
-            )
+        if artifacts:
+            for artifact in artifacts:
+                yield job(artifact.quantization, str(artifact.path)), artifact.origin
+            return
+        missing = [
+            m
+            for m in resolution.missing
+            if m.format == cell.format
+            and (cell.format != "gguf" or m.quantization == cell.quantization)
+        ]
+        why = missing[0].why if missing else "not-found"
+        reason = missing[0].reason if missing else f"no {cell.format} {cell.quantization} found"
+        if why == "conversion-failed":
+            skip = "not run: the GGUF could not be produced (see G0-FORMAT-GGUF-001)"
+        elif why == "conversion-disabled":
+            skip = f"skipped: {reason}"
+        else:
             ref = job(cell.quantization).cell
             self.record(
-                playbook, "G1-LOAD-001", Outcome.FALSIFIED, f"{ref} cannot load: {reason}", ref
+                playbook, Finding("G1-LOAD-001", False, f"{ref} cannot load: {reason}"), ref
             )
-            yield job(cell.quantization, skip="not run: the artifact is missing")
-            return
-        for artifact in artifacts:
-            yield job(
-                artifact.quantization, str(artifact.path), converted=artifact.origin == "converted"
-            )
-
-    def preflight(self, playbook: Playbook, job: CellJob) -> None:
-        """G0 on one artifact, once; a converted GGUF is recorded as G0-FORMAT-GGUF-001."""
-        ref = CellRef(job.cell.model, job.cell.format, job.cell.quantization)
-        if self.options.backend_override is not None:
-            return
-        if job.converted:
-            self.record(
-                playbook,
-                "G0-FORMAT-GGUF-001",
-                Outcome.CORROBORATED,
-                f"{ref}: produced by the reference converter from the safetensors checkpoint",
-                ref,
-            )
-        if not playbook.gates.g0_integrity:
-            return
-        from apr_qa.checks.integrity import check_integrity
-
-        for finding in check_integrity(
-            Path(job.path), expected_shape=dict(playbook.model.expected_shape)
-        ):
-            outcome = (
-                Outcome.SKIPPED
-                if finding.passed is None
-                else Outcome.CORROBORATED
-                if finding.passed
-                else Outcome.FALSIFIED
-            )
-            self.record(playbook, finding.gate, outcome, finding.reason, ref)
+            skip = "not run: the artifact is missing"
+        yield job(cell.quantization, skip=skip), "-"
 
     # -- execution ------------------------------------------------------------------------
 
-    def run_job(self, job: CellJob) -> CellResult:
+    def run_job(self, job: CellJob) -> None:
         model = job.cell.model
-        if (reason := self.halt_reason(model)) is not None:
-            runner = CellRunner(job, self.factory, self.emit, lambda: reason)
-            runner.skip_rest(job.scenarios, reason)
+        if (stop := self.stop_for(model)) is not None:
+            runner = CellRunner(job, self.factory, self.emit, lambda: stop)
+            runner.skip_rest(job.scenarios, f"not run: {stop.reason}", stop.kind)
             self.progress.cell_done()
-            return runner.result
+            return
         runner = CellRunner(
             job,
             self.factory,
             self.emit,
-            lambda: self.halt_reason(model),
+            lambda: self.stop_for(model),
             self.progress.advance,
             spawn=self.warm.take,
         )
@@ -272,52 +267,49 @@ class _Run:
                 if job.device == "gpu" and not job.skip_reason
                 else contextlib.nullcontext()
             ):
-                result = runner.run()
+                runner.run()
         finally:
             with self.lock:
                 self.runners.discard(runner)
             self.progress.cell_done()
-        return result
 
-    def g4(self, playbook: Playbook, results: Sequence[CellResult]) -> None:
-        ref = CellRef(playbook.model.id)
-        if not playbook.gates.g4_output_quality:
-            self.record(
-                playbook, "G4-GARBAGE-001", Outcome.SKIPPED, "G4 disabled by the playbook", ref
-            )
-            return
-        outputs = sum(r.outputs for r in results)
-        garbage = sum(r.garbage for r in results)
-        limit = playbook.gates.g4_max_garbage_rate
-        if outputs == 0:
-            self.record(
-                playbook, "G4-GARBAGE-001", Outcome.SKIPPED, "no scenario output to judge", ref
-            )
-            return
-        rate = garbage / outputs
-        outcome = Outcome.CORROBORATED if rate <= limit else Outcome.FALSIFIED
-        self.record(
-            playbook,
-            "G4-GARBAGE-001",
-            outcome,
-            f"{garbage} of {outputs} outputs are garbage ({rate:.1%}; allowed {limit:.0%})",
-            ref,
-            metrics={
-                "garbage_rate": rate,
-                "garbage": float(garbage),
-                "outputs": float(outputs),
-                "garbage_limit": limit,
-            },
-        )
+    def evidence_stage(self, playbook: Playbook) -> None:
+        """Evidence-stage checks over the model's records (an interrupted run's are
+        partial, so those checks are skipped and say so)."""
+        model = playbook.model.id
+        ref = CellRef(model)
+        with self.lock:
+            mine = [r for r in self.outcome.records if r.model == model]
+        stop = self.everything.stop if self.outcome.interrupted is not None else None
+        for check in registered(Stage.EVIDENCE):
+            if stop is not None:
+                for gate in check.gates:
+                    self.emit(
+                        self.factory.make(
+                            gate,
+                            Outcome.SKIPPED,
+                            f"not decided: {stop.reason}; the evidence is partial",
+                            ref,
+                            playbook=playbook,
+                            halted=HaltKind.INTERRUPTED,
+                        )
+                    )
+                continue
+            for finding in check.check(mine, playbook):
+                self.record(playbook, finding, ref)
 
     def interrupt(self, signum: int, _frame: FrameType | None) -> None:
-        self.outcome.interrupted = True
-        self.everything.set(f"interrupted: {signal.Signals(signum).name}, not run")
-        with self.lock:
-            runners = list(self.runners)
-        for runner in runners:
-            if runner.worker is not None:
-                runner.worker.kill()
+        """Signal handler: sets state and kills worker process groups; no lock, no I/O,
+        so a second or third signal arriving inside it is harmless."""
+        name = signal.Signals(signum)
+        if self.outcome.interrupted is None:
+            self.outcome.interrupted = name
+        self.everything.set(Stop(HaltKind.INTERRUPTED, f"interrupted by {name.name}"))
+        for runner in self.runners.copy():
+            worker = runner.worker
+            if worker is not None:
+                with contextlib.suppress(OSError):
+                    os.killpg(worker.pid, signal.SIGKILL)
 
     def execute(self) -> RunOutcome:
         by_book: dict[str, list[Cell]] = defaultdict(list)
@@ -325,23 +317,45 @@ class _Run:
             by_book[cell.playbook.name].append(cell)
         books = [p for p in self.plan.playbooks if p.name in by_book]
         for playbook in books:
-            self.policy[playbook.model.id] = self.options.failure_policy or playbook.failure_policy
-        jobs = {p.name: self.jobs_for(p, by_book[p.name]) for p in books}
-        with self.progress, ThreadPoolExecutor(max_workers=max(1, self.options.workers)) as pool:
-            futures = {
-                name: [pool.submit(self.run_job, job) for job in js] for name, js in jobs.items()
-            }
-            for playbook in books:
-                results = [f.result() for f in futures[playbook.name]]
-                self.g4(playbook, results)
+            self.policy[playbook.model.id] = FailurePolicy(
+                self.options.failure_policy or playbook.failure_policy
+            )
+        try:
+            with self.progress, ThreadPoolExecutor(max(1, self.options.workers)) as pool:
+                futures = {}
+                for book in books:
+                    if self.everything.is_set():
+                        jobs = self._stopped_jobs(book, by_book[book.name])
+                    else:
+                        jobs = self.jobs_for(book, by_book[book.name])
+                    futures[book.name] = [pool.submit(self.run_job, job) for job in jobs]
+                for book in books:
+                    for future in futures[book.name]:
+                        future.result()
+                    self.evidence_stage(book)
+        finally:
+            self.writer.close()
         for model, halt in self.per_model.items():
-            if halt.is_set():
-                self.outcome.halted[model] = halt.reason
-        if self.everything.is_set() and not self.outcome.interrupted:
+            if halt.stop is not None:
+                self.outcome.halted[model] = halt.stop.reason
+        if self.everything.stop is not None:
             for book in books:
-                self.outcome.halted.setdefault(book.model.id, self.everything.reason)
-        self.writer.close()
+                self.outcome.halted.setdefault(book.model.id, self.everything.stop.reason)
         return self.outcome
+
+    def _stopped_jobs(self, playbook: Playbook, cells: Sequence[Cell]) -> list[CellJob]:
+        """Jobs for cells of a playbook reached after the run stopped: all skipped."""
+        return [
+            CellJob(
+                playbook=playbook,
+                cell=CellRef(playbook.model.id, c.format, c.quantization, c.backend, c.modality),
+                backend_kind="-",
+                path="-",
+                device=c.backend,
+                scenarios=list(c.scenarios()),
+            )
+            for c in cells
+        ]
 
 
 def execute(
@@ -349,8 +363,9 @@ def execute(
 ) -> RunOutcome:
     """Run playbooks (one shard of them, if asked) and stream the evidence.
 
-    SIGINT and SIGTERM stop the workers; what finished stays in the evidence
-    and the outcome says it was interrupted.
+    SIGINT, SIGTERM and SIGHUP stop the workers at once (repeated signals
+    included); what finished stays in the evidence and the outcome says which
+    signal interrupted the run.
     """
     plan = build_plan(playbooks, options.shard)
     if options.backends:
@@ -362,10 +377,11 @@ def execute(
     run = _Run(plan, options, warm)
     previous = {}
     if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in INTERRUPT_SIGNALS:
             previous[sig] = signal.signal(sig, run.interrupt)
     try:
         return run.execute()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        run.warm.close()

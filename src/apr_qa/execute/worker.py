@@ -1,99 +1,97 @@
 """The worker process: loads one model once and answers requests over a pipe.
 
-Run as ``python -m apr_qa.execute.worker``. Requests and replies are JSON
-lines on the worker's original stdout/stdin; everything the runtimes print
+Run as ``python -m apr_qa.execute.worker``. Requests and replies are the typed
+messages of :mod:`apr_qa.execute.messages`, one JSON line each, on the worker's
+original stdin/stdout; everything the runtimes print
 (llama.cpp writes to the C stdout) goes to stderr, whose tail the parent keeps
 for crash reports. A model failing is a reply, never an exception here.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING
+
+from apr_qa.execute.messages import (
+    Exit,
+    Failed,
+    Generate,
+    Generated,
+    Load,
+    Loaded,
+    Logits,
+    Ping,
+    Pong,
+    Reply,
+    Request,
+    Score,
+    Tokenize,
+    Tokens,
+    decode_request,
+    encode,
+)
+
+if TYPE_CHECKING:
+    from apr_qa.backends import Backend
 
 __all__ = ["main"]
 
 
-def _protocol_streams() -> tuple[IO[str], IO[str]]:
+def _protocol_streams() -> tuple[IO[bytes], IO[bytes]]:
     """Keep the real stdout for replies; point fd 1 at stderr for library chatter."""
     out_fd = os.dup(1)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    return sys.stdin, os.fdopen(out_fd, "w", encoding="utf-8", buffering=1)
+    return sys.stdin.buffer, os.fdopen(out_fd, "wb")
 
 
-def _reply(out: IO[str], payload: dict[str, Any]) -> None:
-    out.write(
-        json.dumps(payload, ensure_ascii=False).encode("utf-8", "backslashreplace").decode() + "\n"
-    )
-    out.flush()
-
-
-def _generation(gen: Any) -> dict[str, Any]:
-    return {
-        "text": gen.text,
-        "token_ids": list(gen.token_ids),
-        "prompt_tokens": gen.prompt_tokens,
-        "ttft_s": gen.ttft_s,
-        "duration_s": gen.duration_s,
-        "tok_per_s": gen.tok_per_s,
-        "finish_reason": gen.finish_reason,
-    }
-
-
-def serve(inp: IO[str], out: IO[str]) -> None:
-    """Answer requests until ``exit`` or end of input."""
+def _answer(backend: Backend | None, request: Request) -> tuple[Backend | None, Reply]:
+    """Honour one request; the backend after it (a load replaces it)."""
     from apr_qa.backends import create_backend
 
-    backend: Any = None
+    if isinstance(request, Load):
+        started = time.perf_counter()
+        loaded = create_backend(request.backend)
+        loaded.load(Path(request.path), request.device, trust_remote_code=request.trust_remote_code)
+        return loaded, Loaded(time.perf_counter() - started, loaded.vocab())
+    if isinstance(request, Ping):
+        return backend, Pong()
+    if backend is None:
+        return backend, Failed(f"no model is loaded for {type(request).__name__}")
+    match request:
+        case Generate():
+            gen = backend.generate(
+                prompt=request.prompt,
+                messages=request.messages,
+                max_tokens=request.max_tokens,
+                temperature=request.temperature,
+                seed=request.seed,
+            )
+            return backend, Generated(gen)
+        case Tokenize(text=text):
+            return backend, Tokens(tuple(backend.tokenize(text)))
+        case Score(token_ids=ids):
+            return backend, Logits(backend.score(ids))
+    return backend, Failed(f"unsupported request {type(request).__name__}")
+
+
+def serve(inp: IO[bytes], out: IO[bytes]) -> None:
+    """Answer requests until :class:`Exit` or end of input."""
+    backend: Backend | None = None
     for line in inp:
-        request = json.loads(line)
-        op = request["op"]
-        if op == "exit":
+        request = decode_request(line)
+        if isinstance(request, Exit):
             break
         try:
-            if op == "load":
-                started = time.perf_counter()
-                backend = create_backend(request["backend"])
-                backend.load(
-                    Path(request["path"]),
-                    request["device"],
-                    trust_remote_code=request.get("trust_remote_code", False),
-                )
-                vocab = backend.vocab()
-                _reply(
-                    out,
-                    {
-                        "ok": True,
-                        "load_s": time.perf_counter() - started,
-                        "vocab": {
-                            "pad_token": vocab.pad_token,
-                            "eos_token": vocab.eos_token,
-                            "special_tokens": list(vocab.special_tokens),
-                        },
-                    },
-                )
-            elif op == "generate":
-                messages = request.get("messages")
-                gen = backend.generate(
-                    prompt=request.get("prompt"),
-                    messages=messages,
-                    max_tokens=request["max_tokens"],
-                    temperature=request["temperature"],
-                    seed=request["seed"],
-                )
-                _reply(out, {"ok": True, "generation": _generation(gen)})
-            elif op == "ping":
-                _reply(out, {"ok": True})
-            else:
-                _reply(out, {"ok": False, "error": f"unknown request {op!r}"})
+            backend, reply = _answer(backend, request)
         except Exception as exc:  # a model failing is a reply: the parent turns it into evidence
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            _reply(out, {"ok": False, "error": f"{type(exc).__name__}: {message}"})
+            reply = Failed(f"{type(exc).__name__}: {message}")
+        out.write(encode(reply))
+        out.flush()
     if backend is not None:
         backend.close()
 

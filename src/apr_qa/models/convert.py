@@ -24,8 +24,18 @@ from typing import Any
 import numpy as np
 
 from apr_qa.errors import UsageError
+from apr_qa.models.architectures import (
+    ARCHITECTURES,
+    ATTN_K,
+    ATTN_Q,
+    EMBED,
+    OUTPUT,
+    Architecture,
+)
+from apr_qa.models.config import CONFIG_FILE, ModelConfig
 from apr_qa.models.convert_kquant import K_QUANTS, quantize_with_llama_cpp
-from apr_qa.models.convert_source import SourceTensor, list_tensors, read_config, read_tensor
+from apr_qa.models.convert_source import SourceTensor, checkpoint_dir, list_tensors, read_tensor
+from apr_qa.models.rotary import permute_qk
 
 __all__ = [
     "SIMPLE_QUANTS",
@@ -38,15 +48,15 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# HF architecture -> (gguf architecture name, whether q/k rows need llama's rotary
-# permutation). HF llama/mistral store q/k in "half-split" rotary order, llama.cpp's
-# llama graph expects interleaved pairs; qwen2's llama.cpp graph uses HF's order.
-_ARCHITECTURES: Mapping[str, tuple[str, bool]] = {
-    "LlamaForCausalLM": ("llama", True),
-    "MistralForCausalLM": ("llama", True),
-    "Qwen2ForCausalLM": ("qwen2", False),
+# The architectures whose hyperparameters this converter writes (llama's set:
+# no soft-capping, no fused projections). Names, tensors and the rotary rule of
+# each come from the architecture table.
+_CONVERTIBLE: Mapping[str, Architecture] = {
+    cls: arch
+    for arch in (ARCHITECTURES[name] for name in ("llama", "mistral", "qwen2"))
+    for cls in arch.hf_classes
 }
-SUPPORTED_ARCHITECTURES: tuple[str, ...] = tuple(_ARCHITECTURES)
+SUPPORTED_ARCHITECTURES: tuple[str, ...] = tuple(_CONVERTIBLE)
 """Hugging Face ``architectures`` values the converter accepts."""
 
 SIMPLE_QUANTS: tuple[str, ...] = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1")
@@ -79,8 +89,16 @@ def convert_with_report(src: Path, dst: Path, quant: str) -> ConversionReport:
     quant = quant.lower()
     if quant not in SUPPORTED_QUANTS:
         raise UsageError(f"unsupported quant {quant!r}; supported: {', '.join(SUPPORTED_QUANTS)}")
-    config = read_config(src)
-    arch_name, permute_qk = _architecture(src, config)
+    if dst.is_dir():
+        raise UsageError(
+            f"{dst}: is a directory; name the GGUF file to write, "
+            f"for example {dst / f'{src.name}-{quant}.gguf'}"
+        )
+    if dst.exists() and not dst.is_file():
+        # Replacing a device node or FIFO with the output would be worse than refusing.
+        raise UsageError(f"{dst}: is a special file, not a GGUF file path")
+    config = ModelConfig.read(checkpoint_dir(src))
+    arch = _architecture(src, config)
     hparams = _HParams.from_config(src, config)
     tensors = list_tensors(src)
     from apr_qa.models.gguf_tokenizer import read_tokenizer
@@ -91,14 +109,10 @@ def convert_with_report(src: Path, dst: Path, quant: str) -> ConversionReport:
         if quant in K_QUANTS:
             inter_quant = _lossless_quant(tensors)
             with _temp_path(dst, f".{inter_quant}.gguf") as inter:
-                fallbacks = _write_gguf(
-                    inter, src, arch_name, permute_qk, hparams, tensors, tokenizer, inter_quant
-                )
+                fallbacks = _write_gguf(inter, src, arch, hparams, tensors, tokenizer, inter_quant)
                 quantize_with_llama_cpp(inter, tmp, quant)
         else:
-            fallbacks = _write_gguf(
-                tmp, src, arch_name, permute_qk, hparams, tensors, tokenizer, quant
-            )
+            fallbacks = _write_gguf(tmp, src, arch, hparams, tensors, tokenizer, quant)
         types = _tensor_types(tmp)
         # mkstemp made the file private (0600); DST gets the permissions a plain open would.
         tmp.chmod(0o666 & ~_umask())
@@ -109,17 +123,17 @@ def convert_with_report(src: Path, dst: Path, quant: str) -> ConversionReport:
         log.warning(
             "%s: %d tensor(s) not stored as %s; first: %s", dst, len(fallbacks), quant, fallbacks[0]
         )
-    return ConversionReport(dst, arch_name, quant, tokenizer.pre, types, tuple(fallbacks))
+    return ConversionReport(dst, arch.gguf_arch, quant, tokenizer.pre, types, tuple(fallbacks))
 
 
-def _architecture(src: Path, config: Mapping[str, Any]) -> tuple[str, bool]:
-    archs = config.get("architectures") or []
-    for arch in archs:
-        if arch in _ARCHITECTURES:
-            return _ARCHITECTURES[arch]
-    named = ", ".join(archs) if archs else f"model_type {config.get('model_type')!r}"
+def _architecture(src: Path, config: ModelConfig) -> Architecture:
+    for name in config.architectures:
+        if name in _CONVERTIBLE:
+            return _CONVERTIBLE[name]
+    archs = config.architectures
+    named = ", ".join(archs) if archs else f"model_type {config.model_type!r}"
     raise UsageError(
-        f"{src / 'config.json'}: unsupported architecture {named}; "
+        f"{src / CONFIG_FILE}: unsupported architecture {named}; "
         f"supported: {', '.join(SUPPORTED_ARCHITECTURES)}"
     )
 
@@ -140,21 +154,19 @@ class _HParams:
     tied: bool
 
     @classmethod
-    def from_config(cls, src: Path, config: Mapping[str, Any]) -> _HParams:
-        where = src / "config.json"
+    def from_config(cls, src: Path, facts: ModelConfig) -> _HParams:
+        where = src / CONFIG_FILE
+        config = facts.raw
 
         def need(key: str) -> int:
-            value = config.get(key)
-            if not isinstance(value, int) or value <= 0:
-                raise UsageError(f"{where}: {key} must be a positive integer, got {value!r}")
-            return value
+            return facts.require(key, where)
 
         if config.get("hidden_act", "silu") != "silu":
             raise UsageError(f"{where}: hidden_act {config.get('hidden_act')!r} is not silu")
         heads = need("num_attention_heads")
         hidden = need("hidden_size")
-        kv_heads = config.get("num_key_value_heads") or heads
-        head_dim = config.get("head_dim") or hidden // heads
+        kv_heads = facts.kv_heads or heads
+        head_dim = facts.size("head_dim") or hidden // heads
         if heads % kv_heads or head_dim % 2:
             raise UsageError(f"{where}: {heads} heads / {kv_heads} kv heads / head_dim {head_dim}")
         # transformers 5 moved rope settings into rope_parameters; older configs keep
@@ -180,7 +192,7 @@ class _HParams:
             rope_theta=float(theta),
             rope_linear_factor=factor,
             rms_eps=float(config.get("rms_norm_eps", 1e-6)),
-            tied=bool(config.get("tie_word_embeddings", False)),
+            tied=bool(facts.tie_word_embeddings),
         )
 
     def write(self, writer: Any) -> None:
@@ -212,25 +224,23 @@ class _Planned:
 
 
 def _plan(
-    src: Path, arch_name: str, hp: _HParams, tensors: list[SourceTensor], quant: str
+    src: Path, arch: Architecture, hp: _HParams, tensors: list[SourceTensor], quant: str
 ) -> tuple[list[_Planned], list[str]]:
     """Decide each output tensor's GGUF name and type; collect fallbacks."""
     import gguf
 
-    arch = next(a for a, n in gguf.MODEL_ARCH_NAMES.items() if n == arch_name)
-    name_map = gguf.get_tensor_name_map(arch, hp.blocks)
     wanted = gguf.GGMLQuantizationType[quant.upper()]
     planned: list[_Planned] = []
     fallbacks: list[str] = []
     for tensor in tensors:
         if tensor.name.endswith("rotary_emb.inv_freq"):
             continue  # recomputed by every runtime from rope_theta
-        name = name_map.get_name(tensor.name, try_suffixes=(".weight", ".bias"))
+        name = arch.gguf_name(tensor.name)
         if name is None:
             raise UsageError(
-                f"{tensor.file}: tensor {tensor.name} has no GGUF name for {arch_name}"
+                f"{tensor.file}: tensor {tensor.name} has no GGUF name for {arch.gguf_arch}"
             )
-        if name == "output.weight" and hp.tied:
+        if name == OUTPUT.name("gguf") and hp.tied:
             continue  # tied: llama.cpp reuses token_embd when output.weight is absent
         qtype = wanted
         if len(tensor.shape) < 2:
@@ -251,9 +261,9 @@ def _plan(
 
 def _check_shapes(src: Path, hp: _HParams, planned: list[_Planned]) -> None:
     shapes = {p.name: p.source.shape for p in planned}
-    expected = {"token_embd.weight": (hp.vocab_size, hp.hidden)}
+    expected = {EMBED.name("gguf"): (hp.vocab_size, hp.hidden)}
     if not hp.tied:
-        expected["output.weight"] = (hp.vocab_size, hp.hidden)
+        expected[OUTPUT.name("gguf")] = (hp.vocab_size, hp.hidden)
     for name, shape in expected.items():
         if name not in shapes:
             raise UsageError(f"{src}: checkpoint has no tensor for {name}")
@@ -263,18 +273,10 @@ def _check_shapes(src: Path, hp: _HParams, planned: list[_Planned]) -> None:
             )
 
 
-def _permute_rotary(data: np.ndarray[Any, Any], heads: int) -> np.ndarray[Any, Any]:
-    """Reorder q/k rows from HF's half-split rotary layout to llama.cpp's interleaved one."""
-    shape = data.shape
-    per_head = shape[0] // heads
-    return data.reshape(heads, 2, per_head // 2, *shape[1:]).swapaxes(1, 2).reshape(shape).copy()
-
-
 def _write_gguf(
     path: Path,
     src: Path,
-    arch_name: str,
-    permute_qk: bool,
+    arch: Architecture,
     hp: _HParams,
     tensors: list[SourceTensor],
     tokenizer: Any,
@@ -282,8 +284,8 @@ def _write_gguf(
 ) -> list[str]:
     import gguf
 
-    planned, fallbacks = _plan(src, arch_name, hp, tensors, quant)
-    writer = gguf.GGUFWriter(str(path), arch_name)
+    planned, fallbacks = _plan(src, arch, hp, tensors, quant)
+    writer = gguf.GGUFWriter(str(path), arch.gguf_arch)
     writer.add_name(src.resolve().name)
     writer.add_file_type(_FILE_TYPES[quant])
     if quant not in ("f32", "f16", "bf16"):
@@ -298,20 +300,20 @@ def _write_gguf(
         writer.write_kv_data_to_file()
         writer.write_ti_data_to_file()
         for p in planned:
-            writer.write_tensor_data(_convert_tensor(p, hp, permute_qk))
+            writer.write_tensor_data(_convert_tensor(p, hp, arch.gguf_permutes_qk))
     finally:
         writer.close()
     return fallbacks
 
 
-def _convert_tensor(p: _Planned, hp: _HParams, permute_qk: bool) -> np.ndarray[Any, Any]:
+def _convert_tensor(p: _Planned, hp: _HParams, permute: bool) -> np.ndarray[Any, Any]:
     import gguf
 
     data = read_tensor(p.source)
-    if permute_qk and ".attn_q." in p.name:
-        data = _permute_rotary(data, hp.heads)
-    elif permute_qk and ".attn_k." in p.name:
-        data = _permute_rotary(data, hp.kv_heads)
+    if permute and f".{ATTN_Q.gguf}." in p.name:
+        data = permute_qk(data, hp.heads)
+    elif permute and f".{ATTN_K.gguf}." in p.name:
+        data = permute_qk(data, hp.kv_heads)
     return np.ascontiguousarray(gguf.quants.quantize(data, p.qtype))
 
 

@@ -7,7 +7,6 @@ conversion holds at most one source tensor (plus its converted copy) in memory.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ import numpy as np
 from apr_qa.errors import EnvironmentProblem, UsageError
 from apr_qa.models.readers_safetensors import INDEX_NAME, SafetensorsModelReader
 
-__all__ = ["SourceTensor", "list_tensors", "read_config", "read_tensor"]
+__all__ = ["SourceTensor", "checkpoint_dir", "list_tensors", "read_tensor"]
 
 
 @dataclass(frozen=True)
@@ -34,22 +33,14 @@ class SourceTensor:
     reader: SafetensorsModelReader = field(compare=False, repr=False)
 
 
-def read_config(src: Path) -> dict[str, Any]:
-    """Read ``config.json`` of checkpoint directory ``src``."""
+def checkpoint_dir(src: Path) -> Path:
+    """``src``, once it is known to be a directory (its config is read by
+    :class:`apr_qa.models.config.ModelConfig`)."""
     if not src.exists():
         raise EnvironmentProblem(f"{src}: no such checkpoint directory")
     if not src.is_dir():
         raise UsageError(f"{src}: expected a Hugging Face checkpoint directory, got a file")
-    path = src / "config.json"
-    if not path.is_file():
-        raise UsageError(f"{path}: missing; not a Hugging Face checkpoint")
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{path}: unreadable JSON: {exc}") from exc
-    if not isinstance(config, dict):
-        raise UsageError(f"{path}: expected a JSON object")
-    return config
+    return src
 
 
 def _open(src: Path) -> SafetensorsModelReader:

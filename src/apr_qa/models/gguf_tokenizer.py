@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from apr_qa.errors import EnvironmentProblem, UsageError
+from apr_qa.models.config import read_config_json
 
 __all__ = ["BPE_PRE_TOKENIZERS", "TokenizerMetadata", "read_tokenizer"]
 
@@ -224,7 +225,7 @@ def _merge_text(merge: str | list[str]) -> str:
 
 
 def _special_ids(src: Path, hf_tok: Any, n_vocab: int) -> dict[str, int]:
-    config = _json(src / "config.json")
+    config = read_config_json(src, missing_ok=True)
     ids: dict[str, int] = {}
     for kind, attr in (("bos", "bos"), ("eos", "eos"), ("pad", "pad"), ("unk", "unk")):
         token_id = getattr(hf_tok, f"{attr}_token_id", None)
@@ -302,15 +303,3 @@ def _sentencepiece(src: Path, hf_tok: Any, n_vocab: int) -> TokenizerMetadata:
         add_space_prefix=True,
         chat_template=_chat_template(hf_tok),
     )
-
-
-def _json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    try:
-        loaded = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{path}: unreadable JSON: {exc}") from exc
-    if not isinstance(loaded, dict):
-        raise UsageError(f"{path}: expected a JSON object")
-    return loaded

@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from apr_qa.errors import UsageError
+from apr_qa.models.config import GGUF_KEYS
 from apr_qa.models.readers import GGUF_MAGIC, ModelReader, TensorInfo
 
 __all__ = ["GGUFModelReader", "file_type_name"]
@@ -31,19 +32,6 @@ _MAX_NESTING = 4
 # GGUFValueType -> size in bytes, for the fixed-size scalar types.
 _SCALAR_SIZES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
 _STRING, _ARRAY, _UINT32 = 8, 9, 4
-
-# Hugging Face config key -> GGUF key suffix after "{arch}."
-_CONFIG_KEYS = {
-    "num_hidden_layers": "block_count",
-    "hidden_size": "embedding_length",
-    "intermediate_size": "feed_forward_length",
-    "num_attention_heads": "attention.head_count",
-    "num_key_value_heads": "attention.head_count_kv",
-    "max_position_embeddings": "context_length",
-    "rms_norm_eps": "attention.layer_norm_rms_epsilon",
-    "rope_theta": "rope.freq_base",
-    "vocab_size": "vocab_size",
-}
 
 
 @dataclass(frozen=True)
@@ -207,7 +195,7 @@ class GGUFModelReader(ModelReader):
         config: dict[str, Any] = {}
         if isinstance(arch, str):
             config["model_type"] = arch
-            for hf_key, suffix in _CONFIG_KEYS.items():
+            for hf_key, suffix in GGUF_KEYS.items():
                 value = self._metadata.get(f"{arch}.{suffix}")
                 if value is not None:
                     config[hf_key] = value

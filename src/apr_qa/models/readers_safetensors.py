@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from apr_qa.errors import UsageError
+from apr_qa.models.config import read_config_json
 from apr_qa.models.readers import ModelReader, TensorInfo
 
 __all__ = ["INDEX_NAME", "SafetensorsModelReader", "dominant_dtype"]
@@ -169,7 +170,7 @@ class SafetensorsModelReader(ModelReader):
                     raise UsageError(f"{file}: tensor {entry.info.name!r} also in {other}")
                 self._entries[entry.info.name] = entry
         self._check_index()
-        self._config = self._read_config()
+        self._config = read_config_json(self._dir, missing_ok=True)
 
     def _weight_files(self) -> list[Path]:
         index = self.path if self.path.name.endswith(".index.json") else self._dir / INDEX_NAME
@@ -208,18 +209,6 @@ class SafetensorsModelReader(ModelReader):
             entry = self._entries.get(name)
             if entry is None or entry.file.name != Path(shard).name:
                 raise UsageError(f"{self._index}: tensor {name!r} not in {shard}")
-
-    def _read_config(self) -> dict[str, Any]:
-        config_path = self._dir / "config.json"
-        if not config_path.is_file():
-            return {}
-        try:
-            config = json.loads(config_path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise UsageError(f"{config_path}: not valid JSON ({e})") from e
-        if not isinstance(config, dict):
-            raise UsageError(f"{config_path}: not a JSON object")
-        return config
 
     @property
     def config(self) -> dict[str, Any]:

@@ -73,13 +73,22 @@ class Artifact:
     note: str = ""
 
 
+MissingWhy = Literal["not-found", "conversion-failed", "conversion-disabled"]
+
+
 @dataclass(frozen=True)
 class MissingArtifact:
-    """A requested artifact that could not be found or produced, and why."""
+    """A requested artifact that could not be found or produced, and why.
+
+    ``why`` tells a defect (``conversion-failed``: the checkpoint did not convert)
+    from an absence (``not-found``) and from the caller's choice
+    (``conversion-disabled``: ``--no-convert``).
+    """
 
     format: str
     quantization: str
     reason: str
+    why: MissingWhy = "not-found"
 
 
 @dataclass(frozen=True)
@@ -113,6 +122,10 @@ def resolve(
         root, origin = Path(ref.path).expanduser(), "local"
         if not root.exists():
             raise EnvironmentProblem(f"{root}: model not found (no such file or directory)")
+        if not (root.is_file() or root.is_dir()):
+            raise UsageError(
+                f"{root}: a special file (device, FIFO or socket), not a model file or directory"
+            )
     elif ref.hf_repo:
         root, origin = _from_hub(ref, formats, quants, convert_missing), "hub"
     else:
@@ -210,10 +223,13 @@ def _resolve_file(
         if "gguf" in formats:
             if not quants or quant in quants:
                 artifacts.append(Artifact("gguf", quant, path, origin))
+            what = (
+                "whose header cannot be read (not a valid GGUF file)"
+                if quant == UNREADABLE
+                else f"of quantization {quant}"
+            )
             missing += [
-                MissingArtifact(
-                    "gguf", q, f"the model path {path} is a single GGUF file of {quant}"
-                )
+                MissingArtifact("gguf", q, f"the model path {path} is a single GGUF file {what}")
                 for q in quants
                 if q != quant
             ]
@@ -310,7 +326,15 @@ class _Resolver:
                 if isinstance(artifact_or_reason, Artifact):
                     found.append(artifact_or_reason)
                 else:
-                    lost.append(MissingArtifact("gguf", quant, artifact_or_reason))
+                    why: MissingWhy = (
+                        "conversion-failed"
+                        if "conversion failed" in artifact_or_reason
+                        else "not-found"
+                    )
+                    lost.append(MissingArtifact("gguf", quant, artifact_or_reason, why))
+            elif self.checkpoint is not None:
+                reason = f"{reason}; not converted (conversion disabled)"
+                lost.append(MissingArtifact("gguf", quant, reason, "conversion-disabled"))
             else:
                 lost.append(MissingArtifact("gguf", quant, reason))
         return found, lost

@@ -53,18 +53,32 @@ def as_float(
     return number
 
 
-def as_int(oracle: str, option: str, value: object, *, minimum: int = 0) -> int:
-    """An integer option at least ``minimum``; accepts digit strings."""
+def as_int(
+    oracle: str, option: str, value: object, *, minimum: int = 0, maximum: int | None = None
+) -> int:
+    """An integer option in ``[minimum, maximum]``; accepts ASCII digit strings."""
     number: int | None = None
     if isinstance(value, int) and not isinstance(value, bool):
         number = value
-    elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        number = int(value.strip())
+    elif isinstance(value, str):
+        text = value.strip()
+        # ASCII only and short: int() reads other scripts' digits and refuses 4301+ digits.
+        if text.lstrip("-").isascii() and text.lstrip("-").isdigit() and len(text) <= 19:
+            number = int(text)
     if number is None or number < minimum:
         raise UsageError(
-            f"oracle {oracle!r}: option {option!r} must be an integer >= {minimum}, got {value!r}"
+            f"oracle {oracle!r}: option {option!r} must be an integer >= {minimum}, got {_shown(value)}"
+        )
+    if maximum is not None and number > maximum:
+        raise UsageError(
+            f"oracle {oracle!r}: option {option!r} must be at most {maximum}, got {_shown(value)}"
         )
     return number
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def as_str(oracle: str, option: str, value: object) -> str:
@@ -72,6 +86,16 @@ def as_str(oracle: str, option: str, value: object) -> str:
     if not isinstance(value, str):
         raise UsageError(f"oracle {oracle!r}: option {option!r} must be a string, got {value!r}")
     return value
+
+
+def as_choice(oracle: str, option: str, value: object, choices: tuple[str, ...]) -> str:
+    """A string that must be one of ``choices``."""
+    text = as_str(oracle, option, value)
+    if text not in choices:
+        raise UsageError(
+            f"oracle {oracle!r}: option {option!r} must be one of {', '.join(choices)}, got {text!r}"
+        )
+    return text
 
 
 def as_str_list(oracle: str, option: str, value: object) -> list[str]:

@@ -178,6 +178,13 @@ class Arithmetic:
 
     tolerance: Fraction
 
+    def check_expected(self, expected: object) -> str | None:
+        """Why ``expected`` cannot be compared with an answer, or None when it can."""
+        target = _expected_value(expected)
+        if isinstance(target, str):
+            return f"oracle 'arithmetic': {target}; give a number such as 4 or \"4\""
+        return None
+
     def __call__(
         self, output: str, *, prompt: str | None = None, expected: object | None = None
     ) -> Verdict:

@@ -6,7 +6,8 @@ stripped output. Each block's language is its fence tag when it names one, else
 the single configured language, else a guess from telltale syntax among the
 configured ones. Python is checked with ``ast.parse``, JSON with ``json.loads``,
 TOML with ``tomllib``; other languages cannot be parsed safely here and are
-skipped with that reason, never passed. Empty code fails.
+skipped with that reason, never passed. Empty code fails. An output over
+``MAX_CODE_CHARS`` is skipped with the reason: parsing time stays bounded.
 """
 
 from __future__ import annotations
@@ -23,8 +24,17 @@ from apr_qa.errors import UsageError
 from apr_qa.oracles import Verdict, register
 from apr_qa.oracles._options import as_str, one_or_many
 
-__all__ = ["CHECKABLE", "KNOWN_LANGUAGES", "CodeSyntax", "code_blocks", "code_syntax"]
+__all__ = [
+    "CHECKABLE",
+    "KNOWN_LANGUAGES",
+    "MAX_CODE_CHARS",
+    "CodeSyntax",
+    "code_blocks",
+    "code_syntax",
+]
 
+# Longest output parsed: far beyond a code answer, short enough that parsing stays quick.
+MAX_CODE_CHARS = 100_000
 _ALIASES = {
     "py": "python",
     "python3": "python",
@@ -130,6 +140,13 @@ class CodeSyntax:
         self, output: str, *, prompt: str | None = None, expected: object | None = None
     ) -> Verdict:
         """Pass when every checkable block parses; skip when none could be checked."""
+        if len(output) > MAX_CODE_CHARS:
+            # Parsers are not all linear on hostile input; a cut block would not parse anyway.
+            return Verdict.skip(
+                f"code_syntax: output of {len(output)} chars is over the {MAX_CODE_CHARS} "
+                "this oracle parses; not judged",
+                rule="code_syntax",
+            )
         checked: list[str] = []
         unchecked: list[str] = []
         for tag, code in code_blocks(output):

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from apr_qa.oracles import Verdict, register
-from apr_qa.oracles._options import as_float, as_int, as_str_list
+from apr_qa.oracles._options import as_choice, as_float, as_int, as_str_list
 
 __all__ = ["DEFAULT_PAD_TOKENS", "DEFAULT_SPECIAL_TOKENS", "Garbage", "garbage"]
 
@@ -81,11 +81,20 @@ class Garbage:
     max_nan_inf: int
     pad_tokens: tuple[str, ...]
     special_tokens: tuple[str, ...]
+    skip_empty: bool = False
 
     def __call__(
         self, output: str, *, prompt: str | None = None, expected: object | None = None
     ) -> Verdict:
         """Pass when no rule fires; the reason names the first rule that did."""
+        if not output.strip() and self.skip_empty:
+            # Silence to a prompt that asks nothing is not wrong, but it shows nothing
+            # either: a model that never answers must not be corroborated by it.
+            return Verdict.skip(
+                f"garbage: empty output ({len(output)} chars) to a prompt that asks "
+                "nothing: nothing to judge",
+                rule="empty",
+            )
         if not output.strip():
             return Verdict.fail(
                 f"garbage: empty: output is empty or whitespace only ({len(output)} chars)",
@@ -253,9 +262,11 @@ def garbage(
     max_nan_inf: object = 2,
     pad_token: object = None,
     special_tokens: object = None,
+    empty: object = "fail",
 ) -> Garbage:
     """The garbage oracle; ``pad_token`` adds to the default PAD tokens,
-    ``special_tokens`` replaces the default list (``[]`` turns the rule off)."""
+    ``special_tokens`` replaces the default list (``[]`` turns the rule off),
+    ``empty: skip`` makes an empty output skipped instead of garbage."""
     name = "garbage"
     ratio = as_float(name, "max_repetition_ratio", max_repetition_ratio, minimum=0.0, maximum=1.0)
     pads: tuple[str, ...] = DEFAULT_PAD_TOKENS
@@ -276,4 +287,5 @@ def garbage(
         max_nan_inf=as_int(name, "max_nan_inf", max_nan_inf),
         pad_tokens=tuple(dict.fromkeys(pads)),
         special_tokens=specials,
+        skip_empty=as_choice(name, "empty", empty, ("fail", "skip")) == "skip",
     )

@@ -2,7 +2,10 @@
 
 Shared options: ``value`` or ``values`` (strings), ``case_sensitive`` (default
 true; false compares case-folded text), ``strip`` (default true: leading and
-trailing whitespace of the output is ignored).
+trailing whitespace of the output is ignored). A scenario's ``expected`` may give
+the value of ``contains``, ``exact``, ``starts_with`` and the pattern of ``regex``
+(see :func:`apr_qa.oracles.with_expected`); ``not_contains`` takes none, since
+what must not appear is not what is expected.
 """
 
 from __future__ import annotations
@@ -16,9 +19,18 @@ from typing import Any
 from apr_qa.errors import UsageError
 from apr_qa.oracles import Verdict, register
 from apr_qa.oracles._options import as_bool, as_int, as_str, one_or_many
+from apr_qa.oracles._regex import (
+    Pattern,
+    RegexTimeout,
+    catastrophic_input,
+    compile_pattern,
+    regex_error,
+    search,
+)
 
 __all__ = [
     "DEFAULT_REGEX_MAX_CHARS",
+    "MAX_REGEX_MAX_CHARS",
     "Regex",
     "TextMatch",
     "contains",
@@ -28,8 +40,11 @@ __all__ = [
     "starts_with",
 ]
 
+# The options a scenario's ``expected`` stands for (singular first).
+_ANSWER = ("value", "values")
 # A regex reads at most this much output: polynomial backtracking stays bounded.
 DEFAULT_REGEX_MAX_CHARS = 10_000
+MAX_REGEX_MAX_CHARS = 1_000_000
 
 
 def _shown(text: str, limit: int = 60) -> str:
@@ -64,7 +79,11 @@ class TextMatch:
 def _values(name: str, value: object, values: object) -> tuple[str, ...]:
     found = one_or_many(name, ("value", value), ("values", values))
     if found is None:
-        raise UsageError(f"oracle {name!r}: needs 'value' or 'values'")
+        if name == "not_contains":
+            needs = "'value' or 'values' (what must not appear; a scenario's 'expected' is not)"
+        else:
+            needs = "'value', 'values' or the scenario's 'expected'"
+        raise UsageError(f"oracle {name!r}: needs {needs}")
     return tuple(found)
 
 
@@ -85,7 +104,7 @@ def _build(
     )
 
 
-@register("contains")
+@register("contains", answer=_ANSWER)
 def contains(
     *,
     value: object = None,
@@ -128,7 +147,7 @@ def not_contains(
     return _build("not_contains", test, value, values, case_sensitive, strip)
 
 
-@register("exact")
+@register("exact", answer=_ANSWER)
 def exact(
     *,
     value: object = None,
@@ -146,7 +165,7 @@ def exact(
     return _build("exact", test, value, values, case_sensitive, strip)
 
 
-@register("starts_with")
+@register("starts_with", answer=_ANSWER)
 def starts_with(
     *,
     value: object = None,
@@ -217,12 +236,17 @@ def _wildcard_repeats(items: Any) -> int:
 
 @dataclass(frozen=True)
 class Regex:
-    """Searches (or fully matches) a compiled pattern in the first ``max_chars`` of output."""
+    """Searches (or fully matches) a compiled pattern in the first ``max_chars`` of output.
 
-    pattern: re.Pattern[str]
+    Each search runs under ``timeout_s`` (default ``MATCH_TIMEOUT_S``; the ``regex``
+    package's own timeout); a search that runs out is a ``timeout`` verdict, never a pass.
+    """
+
+    pattern: Pattern
     fullmatch: bool
     strip: bool
     max_chars: int
+    timeout_s: float | None = None
 
     def __call__(
         self, output: str, *, prompt: str | None = None, expected: object | None = None
@@ -231,7 +255,6 @@ class Regex:
         text = output.strip() if self.strip else output
         cut = len(text) > self.max_chars
         text = text[: self.max_chars]
-        match = self.pattern.fullmatch(text) if self.fullmatch else self.pattern.search(text)
         how = "fully matches" if self.fullmatch else "matches"
         note = f" (first {self.max_chars} chars read)" if cut else ""
         facts: dict[str, object] = {
@@ -239,6 +262,15 @@ class Regex:
             "pattern": self.pattern.pattern,
             "truncated": cut,
         }
+        try:
+            match = search(self.pattern, text, fullmatch=self.fullmatch, timeout=self.timeout_s)
+        except RegexTimeout as exc:
+            return Verdict.timeout(
+                f"regex: {_shown(self.pattern.pattern)} did not finish on {len(text)} chars "
+                f"within {exc.seconds:g} s (catastrophic backtracking){note}",
+                **facts,
+                timeout_s=exc.seconds,
+            )
         if match is None:
             return Verdict.fail(
                 f"regex: {_shown(self.pattern.pattern)} never {how} {_shown(text)}{note}", **facts
@@ -249,7 +281,28 @@ class Regex:
         )
 
 
-@register("regex")
+def _static_problem(source: str, ignore_case: bool) -> str | None:
+    """What the pattern's shape alone says is wrong, read with ``re``'s parser.
+
+    A pattern only ``regex`` reads (``\\p{L}``) has no static check; the probes still apply.
+    """
+    try:
+        parsed = importlib.import_module("re._parser").parse(
+            source, re.IGNORECASE if ignore_case else 0
+        )
+    except (re.error, RecursionError, OverflowError):
+        return None
+    if _nested_unbounded(parsed):
+        return "nests unbounded repetition (like (a+)+), which can backtrack for ever; rewrite it"
+    if _wildcard_repeats(parsed) > 1:
+        return (
+            "repeats wildcards (like .*a.*b) more than once, which takes cubic time on long "
+            "output; bound them ({0,200}) or split the check with all_of"
+        )
+    return None
+
+
+@register("regex", answer=("pattern", "value"))
 def regex(
     *,
     pattern: object = None,
@@ -259,31 +312,33 @@ def regex(
     strip: object = True,
     max_chars: object = DEFAULT_REGEX_MAX_CHARS,
 ) -> Regex:
-    """Pass when ``pattern`` (alias ``value``) is found in the output (``fullmatch``: is it)."""
+    """Pass when ``pattern`` (alias ``value``) is found in the output (``fullmatch``: is it).
+
+    Refused when the pattern does not compile, has a shape known to backtrack
+    badly, or stalls on a short adversarial input (see ``_regex``).
+    """
     found = one_or_many("regex", ("pattern", pattern), ("value", value))
     if found is None:
-        raise UsageError("oracle 'regex': needs 'pattern'")
+        raise UsageError("oracle 'regex': needs 'pattern' or the scenario's 'expected'")
     source = found[0]
-    flags = 0 if as_bool("regex", "case_sensitive", case_sensitive) else re.IGNORECASE
+    ignore_case = not as_bool("regex", "case_sensitive", case_sensitive)
     try:
-        compiled = re.compile(source, flags)
-        parsed = importlib.import_module("re._parser").parse(source, flags)
-    except (re.error, RecursionError, OverflowError) as exc:
+        compiled = compile_pattern(source, ignore_case=ignore_case)
+    except (regex_error, RecursionError, OverflowError, ValueError) as exc:
         raise UsageError(f"oracle 'regex': pattern {source!r} does not compile: {exc}") from None
-    if _nested_unbounded(parsed):
+    problem = _static_problem(source, ignore_case)
+    if problem is not None:
+        raise UsageError(f"oracle 'regex': pattern {source!r} {problem}")
+    stalled = catastrophic_input(compiled)
+    if stalled is not None:
         raise UsageError(
-            f"oracle 'regex': pattern {source!r} nests unbounded repetition "
-            "(like (a+)+), which can backtrack for ever; rewrite it"
-        )
-    if _wildcard_repeats(parsed) > 1:
-        raise UsageError(
-            f"oracle 'regex': pattern {source!r} repeats wildcards (like .*a.*b) more than "
-            "once, which takes cubic time on long output; bound them ({0,200}) or split "
-            "the check with all_of"
+            f"oracle 'regex': pattern {source!r} shows catastrophic backtracking: searching "
+            f"{_shown(stalled)} ({len(stalled)} chars) did not finish; rewrite it without "
+            "alternatives or repeats that can match the same text"
         )
     return Regex(
         pattern=compiled,
         fullmatch=as_bool("regex", "fullmatch", fullmatch),
         strip=as_bool("regex", "strip", strip),
-        max_chars=as_int("regex", "max_chars", max_chars, minimum=1),
+        max_chars=as_int("regex", "max_chars", max_chars, minimum=1, maximum=MAX_REGEX_MAX_CHARS),
     )

@@ -5,15 +5,19 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
-from apr_qa.errors import PlaybookError, Problem
+from apr_qa.errors import PlaybookError, Problem, UsageError
 from apr_qa.playbook.model import (
     DEFAULT_FORMATS,
     DEFAULT_GGUF_QUANT,
     EMPTY,
+    Device,
+    FailurePolicy,
+    Format,
     Gates,
     Matrix,
+    Modality,
     ModelSpec,
     OracleSpec,
     Playbook,
@@ -52,6 +56,12 @@ _ORACLE_OPTIONS = (
     "case_sensitive", "strip", "pad_token", "special_tokens", "max_repetition_ratio",
     "min_unique_chars", "min_relevance", "oracles",
 )  # fmt: skip
+# G1-G3 hold by construction of a run (it loads, answers, does not crash); only
+# G0 (integrity) and G4 (garbage) are checks a playbook may turn off.
+_ALWAYS_ON = ("g1_model_loads", "g2_basic_inference", "g3_no_crashes")
+# Format versions: this format is 1.x ("1", "1.0", 1.0, "1.x"); the original dialect
+# writes its own playbook revision as three numbers, 1.0.0 to 2.0.0 in its published playbooks.
+_VERSION = re.compile(r"(?P<major>[0-9]{1,4})(?:\.(?:x|[0-9]{1,4}(?:\.(?P<patch>[0-9]{1,4}))?))?")
 _SECTIONS = ("differential_tests", "profile_ci", "trace_payload", "serve", "certification")
 
 
@@ -66,6 +76,7 @@ class _Builder:
         self.data = data
         self.model_path = model_path
         self.problems: list[Problem] = []
+        self.warnings: list[str] = []
 
     def ref(self, at: Path_) -> SourceRef:
         where = self.source.where(at)
@@ -84,7 +95,14 @@ class _Builder:
             path = Path(raw["path"])
             if not path.is_absolute():
                 path = (self.source.path.parent / path).resolve()
-        model_id = repo or (path.name if path else None)
+        stands_in_for = None
+        if self.model_path is not None:
+            # Label results with the model actually tested, never the one it replaces.
+            stands_in_for, repo = repo, None
+            given = self.model_path
+            model_id: str | None = (given.stem if given.is_file() else given.name) or str(given)
+        else:
+            model_id = repo or (path.name if path else None)
         if model_id is None:
             self.problems.append(
                 self.source.problem(("model",), "model: give 'id', 'hf_repo' or 'path'")
@@ -93,6 +111,7 @@ class _Builder:
         expected = {k: v for k, v in raw.items() if k.startswith("expected_")}
         return ModelSpec(
             id=model_id,
+            stands_in_for=stands_in_for,
             hf_repo=repo,
             revision=raw.get("revision"),
             path=path,
@@ -111,9 +130,9 @@ class _Builder:
         quants = tm.get("quantizations") or model.get("quantizations") or (DEFAULT_GGUF_QUANT,)
         default_count = 0 if has_scenarios else DEFAULTS["scenario_count_without_scenarios"]
         return Matrix(
-            modalities=tuple(tm.get("modalities") or DEFAULTS["modalities"]),
-            backends=tuple(tm.get("backends") or DEFAULTS["backends"]),
-            formats=cast(Any, tuple(formats)),
+            modalities=tuple(Modality(m) for m in tm.get("modalities") or DEFAULTS["modalities"]),
+            backends=tuple(Device(b) for b in tm.get("backends") or DEFAULTS["backends"]),
+            formats=tuple(Format(f) for f in formats),
             quantizations=tuple(quants),
             scenario_count=int(tm.get("scenario_count", default_count)),
             seed=int(tm.get("seed", DEFAULTS["seed"])),
@@ -122,7 +141,10 @@ class _Builder:
             temperature=float(tm.get("temperature", DEFAULTS["temperature"])),
         )
 
-    def oracle(self, raw: Any, extra: Mapping[str, Any], at: Path_) -> OracleSpec | None:
+    def oracle(
+        self, raw: Any, extra: Mapping[str, Any], at: Path_, expected: Any = None
+    ) -> OracleSpec | None:
+        """The oracle spec at ``at``; a scenario's ``expected`` (at ``at``'s sibling) may be its answer."""
         if raw is None:
             return None
         if isinstance(raw, str):
@@ -137,10 +159,19 @@ class _Builder:
                     self.source.problem(at, "oracle: give 'type' (the oracle name)")
                 )
                 return None
+        if expected is not None:
+            try:
+                options = _with_expected(name, options, expected)
+            except UsageError as exc:
+                self.problems.append(self.source.problem((*at[:-1], "expected"), str(exc)))
+                return None
         spec = OracleSpec(name, frozen_map(options))
-        for message in _oracle_problems(spec):
+        for message in _oracle_problems(spec, expected):
             text = message if message.startswith("oracle") else f"oracle '{name}': {message}"
-            self.problems.append(self.source.problem(at, text))
+            # An objection to the expected value points at it, when the scenario gives one.
+            about = expected is not None and "expected value" in text
+            where = (*at[:-1], "expected") if about else at
+            self.problems.append(self.source.problem(where, text))
         return spec
 
     def scenarios(self) -> tuple[Scenario, ...]:
@@ -183,12 +214,16 @@ class _Builder:
                     prompt=prompt,
                     messages=tuple(frozen_map(m) for m in messages) if messages else None,
                     system=raw.get("system"),
-                    oracle=self.oracle(raw.get("oracle"), extra, (*at, "oracle")),
+                    oracle=self.oracle(
+                        raw.get("oracle"), extra, (*at, "oracle"), raw.get("expected")
+                    ),
                     expected=raw.get("expected"),
                     max_tokens=raw.get("max_tokens"),
                     temperature=raw.get("temperature"),
                     timeout_ms=raw.get("timeout_ms"),
-                    modalities=tuple(raw["modalities"]) if raw.get("modalities") else None,
+                    modalities=tuple(Modality(m) for m in raw["modalities"])
+                    if raw.get("modalities")
+                    else None,
                     tags=tuple(raw.get("tags") or ()),
                 )
             )
@@ -203,8 +238,35 @@ class _Builder:
     def gates(self) -> Gates:
         raw: dict[str, Any] = self.data.get("gates") or {}
         rate = raw.get("g4_max_garbage_rate", Gates.g4_max_garbage_rate)
-        flags = {k: bool(v) for k, v in raw.items() if k != "g4_max_garbage_rate"}
-        return Gates(**flags, g4_max_garbage_rate=float(rate))
+        probe = raw.get("g2_probe") or ()
+        probes = (probe,) if isinstance(probe, str) else tuple(probe)
+        valued = ("g4_max_garbage_rate", "g2_probe")
+        flags = {k: bool(v) for k, v in raw.items() if k not in valued}
+        for key in _ALWAYS_ON:
+            if flags.get(key) is False:
+                gate = key[:2].upper()
+                self.warnings.append(
+                    f"gates.{key}: false is ignored: {gate} cannot be switched off; "
+                    "the gateway still runs"
+                )
+                flags[key] = True
+        return Gates(**flags, g4_max_garbage_rate=float(rate), g2_probe=probes)
+
+    def version(self) -> str:
+        text = str(self.data.get("version", "1.0")).strip()
+        match = _VERSION.fullmatch(text)
+        readable = match is not None and (
+            match["major"] == "1" or (match["patch"] is not None and match["major"] in ("1", "2"))
+        )
+        if not readable:
+            self.problems.append(
+                self.source.problem(
+                    ("version",),
+                    f"version: {text[:40]!r} is not a version this apr-qa reads: this format "
+                    "is 1.x (write 1.0); the original dialect's revisions 1.x.y and 2.x.y load too",
+                )
+            )
+        return text
 
     def build(self) -> Playbook:
         model = self.model()
@@ -219,19 +281,19 @@ class _Builder:
         if "tier" in self.data:
             metadata.setdefault("tier", self.data["tier"])
         falsification = tuple(g["id"] for g in self.data.get("falsification_gates") or [])
-        version = self.data.get("version", "1.0")
+        version = self.version()
         return Playbook(
             path=self.source.path,
             sha256=self.source.sha256,
             name=self.data.get("name") or _name_from(model.id),
-            version=str(version),
+            version=version,
             description=self.data.get("description", ""),
             model=model,
             matrix=self.matrix(bool(scenarios)),
             scenarios=scenarios,
             gates=self.gates(),
             oracles=oracles,
-            failure_policy=cast(Any, policy),
+            failure_policy=FailurePolicy(policy),
             falsification_gates=falsification,
             metadata=frozen_map(metadata),
             sections=frozen_map({k: self.data[k] for k in _SECTIONS if k in self.data}),
@@ -239,11 +301,17 @@ class _Builder:
         )
 
 
-def _oracle_problems(spec: OracleSpec) -> list[str]:
+def _with_expected(name: str, options: dict[str, Any], expected: Any) -> dict[str, Any]:
+    from apr_qa import oracles
+
+    return oracles.with_expected(name, options, expected)
+
+
+def _oracle_problems(spec: OracleSpec, expected: Any = None) -> list[str]:
     from apr_qa import oracles
     from apr_qa import scenarios as _scenarios  # noqa: F401  (registers same_tokens)
 
-    return list(oracles.validate_spec(spec.name, dict(spec.options)))
+    return list(oracles.validate_spec(spec.name, dict(spec.options), expected=expected))
 
 
 def load_playbook(path: Path, *, model_path: Path | None = None) -> Playbook:
@@ -266,7 +334,7 @@ def load_playbook(path: Path, *, model_path: Path | None = None) -> Playbook:
     playbook = builder.build()
     if builder.problems:
         raise PlaybookError(builder.problems)
-    return _with_warnings(playbook, tuple(checked.warnings))
+    return _with_warnings(playbook, (*checked.warnings, *builder.warnings))
 
 
 def _with_warnings(playbook: Playbook, warnings: tuple[str, ...]) -> Playbook:

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any
 
 __all__ = [
     "DEFAULT_FORMATS",
     "DEFAULT_GGUF_QUANT",
+    "Device",
+    "FailurePolicy",
+    "Format",
     "Gates",
     "Matrix",
+    "Modality",
     "ModelSpec",
     "OracleSpec",
     "Playbook",
@@ -21,10 +26,37 @@ __all__ = [
     "frozen_map",
 ]
 
-Modality = Literal["run", "chat", "serve"]
-Backend = Literal["cpu", "gpu"]
-Format = Literal["safetensors", "gguf", "apr"]
-FailurePolicy = Literal["stop-on-p0", "fail-fast", "collect-all"]
+
+class Modality(StrEnum):
+    """How a model is asked: raw completion, chat template, or an HTTP server."""
+
+    RUN = "run"
+    CHAT = "chat"
+    SERVE = "serve"
+
+
+class Device(StrEnum):
+    """Where a model runs (the playbook's ``backends``)."""
+
+    CPU = "cpu"
+    GPU = "gpu"
+
+
+class Format(StrEnum):
+    """How a model is stored."""
+
+    SAFETENSORS = "safetensors"
+    GGUF = "gguf"
+    APR = "apr"
+
+
+class FailurePolicy(StrEnum):
+    """What a failure stops: the model's work on a gateway failure, everything, or nothing."""
+
+    STOP_ON_P0 = "stop-on-p0"
+    FAIL_FAST = "fail-fast"
+    COLLECT_ALL = "collect-all"
+
 
 DEFAULT_FORMATS: tuple[str, ...] = ("safetensors", "gguf")
 # A GGUF artifact with no quantization named: whatever GGUF the model provides.
@@ -83,6 +115,10 @@ class ModelSpec:
     size_category: str | None = None
     trust_remote_code: bool = False
     expected_shape: Mapping[str, int] = field(default_factory=_empty)
+    stands_in_for: str | None = None
+    """The playbook's own model id when ``--model-path`` replaced it: results are
+    labelled with the model actually tested (``id``), and this notes what the
+    playbook named."""
 
 
 @dataclass(frozen=True)
@@ -90,7 +126,7 @@ class Matrix:
     """The test matrix: which cells to build and how many scenarios each runs."""
 
     modalities: tuple[Modality, ...]
-    backends: tuple[Backend, ...]
+    backends: tuple[Device, ...]
     formats: tuple[Format, ...]
     quantizations: tuple[str, ...]
     scenario_count: int
@@ -134,6 +170,8 @@ class Gates:
     g3_no_crashes: bool = True
     g4_output_quality: bool = True
     g4_max_garbage_rate: float = 0.25
+    g2_probe: tuple[str, ...] = ()
+    """The playbook's own G2 prompts (empty: the cell's explicit scenarios decide)."""
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """Read a playbook file into plain data, keeping the file:line:col of every value.
 
-The reader is defensive: it refuses empty, binary and oversized files, YAML
-alias bombs and duplicate keys with one located problem each, and never lets a
-YAML library exception escape.
+The reader is defensive: it refuses special files (devices, FIFOs, directories),
+files over the size limit (counting bytes read, not the size the file claims),
+empty and binary files, YAML alias bombs and duplicate keys with one located
+problem each, and never lets a YAML library exception escape.
 """
 
 from __future__ import annotations
@@ -14,13 +15,16 @@ from typing import Any
 
 import yaml
 
+from apr_qa.bounded import UnreadableInput, read_regular
 from apr_qa.errors import PlaybookError, Problem
 
-__all__ = ["MAX_FILE_BYTES", "MAX_NODES", "Located", "Path_", "Source", "read_source"]
+__all__ = ["MAX_DEPTH", "MAX_FILE_BYTES", "MAX_NODES", "Located", "Path_", "Source", "read_source"]
 
 MAX_FILE_BYTES = 2 * 1024 * 1024
 # Expanded size limit: a billion-laughs document references few nodes but expands to many.
 MAX_NODES = 200_000
+# Nesting limit: real playbooks nest under 10 levels; the loader and validator recurse per level.
+MAX_DEPTH = 64
 
 Path_ = tuple[str | int, ...]
 
@@ -74,11 +78,6 @@ def _fail(path: Path, message: str, line: int = 1, col: int = 1) -> PlaybookErro
 def _decode(path: Path, raw: bytes) -> str:
     if not raw.strip():
         raise _fail(path, "empty file: a playbook needs at least a 'model'")
-    if len(raw) > MAX_FILE_BYTES:
-        raise _fail(
-            path,
-            f"file is {len(raw) / 1e6:.1f} MB; playbooks are limited to {MAX_FILE_BYTES // 2**20} MiB",
-        )
     if b"\x00" in raw:
         raise _fail(path, "binary file (NUL bytes): not a YAML playbook")
     try:
@@ -88,6 +87,30 @@ def _decode(path: Path, raw: bytes) -> str:
         raise _fail(
             path, f"not UTF-8 text (byte 0x{raw[exc.start]:02x}): not a YAML playbook", line
         ) from None
+
+
+def _nesting(text: str, path: Path) -> None:
+    """Refuse documents nested deeper than MAX_DEPTH before composing them.
+
+    Composing recurses once per level: a few thousand brackets raise RecursionError
+    in our builder, a hundred thousand crash the C composer. Parse events carry no
+    recursion, and stopping at the first level too deep keeps the scan cheap.
+    """
+    depth = 0
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                mark = event.start_mark
+                line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+                raise _fail(
+                    path,
+                    f"nested more than {MAX_DEPTH} levels deep; playbooks are limited to {MAX_DEPTH}",
+                    line,
+                    col,
+                )
+        elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+            depth -= 1
 
 
 def _expanded_size(root: yaml.Node, path: Path) -> None:
@@ -198,15 +221,12 @@ def read_source(path: Path) -> Source:
     import hashlib
 
     try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise _fail(path, "file not found") from None
-    except IsADirectoryError:
-        raise _fail(path, "is a directory, not a playbook file") from None
-    except OSError as exc:
-        raise _fail(path, f"cannot read: {exc.strerror}") from None
+        raw = read_regular(path, MAX_FILE_BYTES, "playbook file")
+    except UnreadableInput as exc:
+        raise _fail(path, exc.reason) from None
     text = _decode(path, raw)
     try:
+        _nesting(text, path)
         nodes = list(yaml.compose_all(text, Loader=_Loader))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -120,7 +121,13 @@ class _Walker:
             return self._mapping(node, value, at)
         if isinstance(value, list) and isinstance(node.get("items"), dict):
             return [self.walk(node["items"], item, (*at, i)) for i, item in enumerate(value)]
-        return _coerce_scalar(node, value)
+        value = _coerce_scalar(node, value)
+        if isinstance(value, float) and math.isnan(value) and _types(node) & {"number", "integer"}:
+            # NaN compares false with every bound, so the schema's ranges would let it through.
+            self.checked.problems.append(
+                self.source.problem(at, f"{_dotted(at)}: NaN is not a number this field accepts")
+            )
+        return value
 
     def _mapping(self, node: dict[str, Any], value: dict[str, Any], at: Path_) -> dict[str, Any]:
         props: dict[str, Any] = node.get("properties", {})
@@ -185,9 +192,21 @@ def _describe(error: ValidationError) -> str:
         allowed: Any = error.validator_value
         options = ", ".join(str(o) for o in allowed)
         return f"{at}: {_short(error.instance)} is not one of: {options}"
+    if error.validator in ("maximum", "minimum"):
+        side = (
+            "greater than the maximum" if error.validator == "maximum" else "less than the minimum"
+        )
+        return f"{at}: {_number(error.instance)} is {side} of {error.validator_value}"
     if error.validator == "pattern" and at.endswith(("quantizations", "]")):
         return f"{at}: {_short(error.instance)} is not a known quantization"
     return f"{at}: {error.message}"
+
+
+def _number(value: Any) -> str:
+    """A number as the author would recognise it: 1e23 read back is not 99999999999999991611392."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and abs(value) >= 1e15:
+        return f"{float(value):.6g}"
+    return str(value)
 
 
 def _short(value: Any) -> str:

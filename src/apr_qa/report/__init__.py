@@ -6,24 +6,81 @@ report can be rebuilt from evidence files alone (``apr-qa report``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Protocol
 
 from apr_qa.errors import ExitCode, UsageError
 from apr_qa.evidence import Record
 from apr_qa.score import GRADES, RunScore, score
 
-__all__ = ["REPORT_FILES", "RenderResult", "check_grade", "render_reports"]
+__all__ = [
+    "RENDERERS",
+    "REPORT_FILES",
+    "RenderResult",
+    "Renderer",
+    "check_grade",
+    "check_report_paths",
+    "render_reports",
+    "write_atomic",
+]
 
-REPORT_FILES: dict[str, str] = {
-    "summary": "summary.json",
-    "junit": "junit.xml",
-    "html": "report.html",
-    "markdown": "summary.md",
-    "comment": "comment.md",
-}
+
+class Renderer(Protocol):
+    """Renders one report from the scored run (a pure function, bytes or text)."""
+
+    def __call__(self, run: RunScore, *, fail_below: str) -> str:
+        """The report's whole text."""
+        ...
+
+
+def _summary(run: RunScore, *, fail_below: str) -> str:
+    from apr_qa.report.summary import summary_json, summary_text
+
+    return summary_text(summary_json(run, fail_below=fail_below))
+
+
+def _junit(run: RunScore, *, fail_below: str) -> str:
+    from apr_qa.report.junit import junit_string
+
+    return junit_string(run)
+
+
+def _html(run: RunScore, *, fail_below: str) -> str:
+    from apr_qa.report.html import html_string
+
+    return html_string(run, fail_below=fail_below)
+
+
+def _markdown(run: RunScore, *, fail_below: str) -> str:
+    from apr_qa.report.markdown import job_summary
+
+    return job_summary(run, fail_below=fail_below)
+
+
+def _comment(run: RunScore, *, fail_below: str) -> str:
+    from apr_qa.report.markdown import pr_comment
+
+    return pr_comment(run, fail_below=fail_below)
+
+
+RENDERERS: Mapping[str, tuple[str, Renderer]] = MappingProxyType(
+    {
+        "summary": ("summary.json", _summary),
+        "junit": ("junit.xml", _junit),
+        "html": ("report.html", _html),
+        "markdown": ("summary.md", _markdown),
+        "comment": ("comment.md", _comment),
+    }
+)
+"""Report name -> (file name, renderer). A closed set: a plain mapping, not a registry."""
+
+REPORT_FILES: Mapping[str, str] = MappingProxyType({k: f for k, (f, _) in RENDERERS.items()})
 
 
 @dataclass(frozen=True)
@@ -56,45 +113,72 @@ def check_grade(grade: str) -> str:
     return canonical
 
 
-def render_reports(
-    records: Iterable[Record],
-    output_dir: Path,
-    *,
-    playbooks: Iterable[Path] = (),
-    fail_below: str = "C",
-    warnings: Iterable[str] = (),
-) -> RenderResult:
-    """Score ``records`` and write every report into ``output_dir``.
-
-    ``playbooks`` (the run's playbook files) is accepted for the ``run`` command's
-    convenience; every record already names its playbook and its sha256, which is
-    what the reports show, so re-rendering from evidence alone gives the same files.
-    ``warnings`` (e.g. from :func:`apr_qa.evidence.read_evidence`) appear in every report.
-    """
-    from apr_qa.report.html import write_html
-    from apr_qa.report.junit import write_junit
-    from apr_qa.report.markdown import job_summary, pr_comment
-    from apr_qa.report.summary import summary_json, write_summary
-
-    fail_below = check_grade(fail_below)
-    scored = score(records)
-    run = RunScore(scored.models, (*warnings, *scored.warnings))
-    _ = tuple(playbooks)  # the reports take path and sha256 from the records themselves
+def check_report_paths(output_dir: Path) -> None:
+    """Refuse, before any work, an output directory the reports could not be written to:
+    one that cannot be created, is not writable, or holds a non-file under a report's name."""
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(
-            f"{output_dir}: cannot create the report directory ({exc.strerror})"
+            f"{output_dir}: cannot create the output directory ({exc.strerror or exc})"
         ) from exc
-    paths = {name: output_dir / file for name, file in REPORT_FILES.items()}
-    document = summary_json(run, fail_below=fail_below)
-    write_summary(document, paths["summary"])
-    write_junit(run, paths["junit"])
-    write_html(run, paths["html"], fail_below=fail_below)
-    paths["markdown"].write_text(
-        job_summary(run, fail_below=fail_below), encoding="utf-8", errors="replace"
-    )
-    paths["comment"].write_text(
-        pr_comment(run, fail_below=fail_below), encoding="utf-8", errors="replace"
-    )
-    return RenderResult(run, document, paths, fail_below)
+    if not output_dir.is_dir():
+        raise UsageError(f"{output_dir}: not a directory")
+    for name in (*REPORT_FILES.values(), "evidence.jsonl"):
+        path = output_dir / name
+        if path.exists() and not path.is_file():
+            raise UsageError(
+                f"{path}: exists and is not a regular file; the report cannot go there"
+            )
+    probe = output_dir / f".apr-qa-write-test-{os.getpid()}"
+    try:
+        with probe.open("wb") as fh:
+            fh.write(b"x")
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        raise UsageError(f"{output_dir}: not writable ({exc.strerror or exc})") from exc
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink()
+
+
+def write_atomic(path: Path, text: str) -> Path:
+    """Write ``text`` to a temporary file beside ``path`` and rename it into place, so a
+    failed write never leaves half a report (and never the old one half overwritten)."""
+    data = text.encode("utf-8", errors="replace")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        Path(tmp).replace(path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            Path(tmp).unlink()
+        raise UsageError(f"{path}: cannot write the report ({exc.strerror or exc})") from exc
+    return path
+
+
+def render_reports(
+    records: Iterable[Record],
+    output_dir: Path,
+    *,
+    fail_below: str = "C",
+    warnings: Iterable[str] = (),
+) -> RenderResult:
+    """Score ``records`` and write every report of :data:`RENDERERS` into ``output_dir``.
+
+    Every record names its playbook and its sha256, which is what the reports
+    show, so re-rendering from evidence alone gives the same files. ``warnings``
+    (e.g. from :func:`apr_qa.evidence.read_evidence`) appear in every report.
+    """
+    fail_below = check_grade(fail_below)
+    scored = score(records)
+    run = RunScore(scored.models, (*warnings, *scored.warnings))
+    check_report_paths(output_dir)
+    paths: dict[str, Path] = {}
+    for name, (file, renderer) in RENDERERS.items():
+        paths[name] = write_atomic(output_dir / file, renderer(run, fail_below=fail_below))
+    from apr_qa.report.summary import summary_json
+
+    return RenderResult(run, summary_json(run, fail_below=fail_below), paths, fail_below)

@@ -42,26 +42,24 @@ def report_command(
     Exit codes: 0 every model held its gateways and reached --fail-below,
     1 otherwise (or no evidence at all), 2 usage error.
     """
+    from apr_qa import api
     from apr_qa.errors import AprQaError
-    from apr_qa.evidence import read_evidence
-    from apr_qa.report import check_grade, render_reports
     from apr_qa.report.terminal import verdict_text
 
     try:
-        grade = check_grade(fail_below)
-        read = read_evidence(evidence)
-        result = render_reports(read.records, output, fail_below=grade, warnings=read.warnings)
+        done = api.report(evidence, output, fail_below=fail_below)
     except AprQaError as exc:
         for line in exc.lines():
             click.echo(f"apr-qa: error: {line}", err=True)
         sys.exit(int(exc.exit_code))
+    result = done.report
     quiet = bool(ctx.obj and ctx.obj.get("quiet"))
     for warning in result.run.warnings if not quiet else ():
         click.echo(f"apr-qa: warning: {warning}", err=True)
     if not quiet:
         text = verdict_text(
             result.run,
-            fail_below=grade,
+            fail_below=result.fail_below,
             reports=result.paths,
             color=sys.stdout.isatty(),
             warnings=False,

@@ -11,7 +11,8 @@ import re
 from collections.abc import Iterable
 
 from apr_qa.evidence import Record
-from apr_qa.score import ModelScore, RunScore, Verdict
+from apr_qa.score import GatewayVerdict as Verdict
+from apr_qa.score import ModelScore, RunScore
 
 __all__ = [
     "COMMENT_LIMIT_CHARS",

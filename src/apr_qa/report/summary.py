@@ -116,7 +116,8 @@ def _model_json(model: ModelScore, fail_below: str) -> dict[str, Any]:
             for c in model.categories
         ],
         "counts": {**model.counts, "total": total},
-        "halted": model.halted,
+        "halted": str(model.halted_by) if model.halted_by is not None else None,
+        "halted_reason": model.halted,
         "duration_s": model.duration_s,
         "playbooks": [{"path": p, "sha256": s} for p, s in model.playbooks],
         "unknown_gates": list(model.unknown_gates),
@@ -142,11 +143,12 @@ def summary_json(run: RunScore, *, fail_below: str = "C") -> dict[str, Any]:
     }
 
 
+def summary_text(document: dict[str, Any]) -> str:
+    """summary.json's text (stable key order, UTF-8, trailing newline)."""
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
 def write_summary(document: dict[str, Any], path: Path) -> Path:
-    """Write summary.json (stable key order, UTF-8, trailing newline)."""
-    path.write_text(
-        json.dumps(document, indent=2, ensure_ascii=False) + "\n",
-        encoding="utf-8",
-        errors="replace",
-    )
+    """Write summary.json."""
+    path.write_text(summary_text(document), encoding="utf-8", errors="replace")
     return path

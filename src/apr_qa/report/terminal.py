@@ -7,8 +7,10 @@ from pathlib import Path
 
 import click
 
+from apr_qa.evidence import HaltKind
 from apr_qa.report.markdown import printable
-from apr_qa.score import RunScore, Verdict
+from apr_qa.score import GatewayVerdict as Verdict
+from apr_qa.score import RunScore
 
 __all__ = ["TOP_FAILURES_SHOWN", "verdict_text"]
 
@@ -69,14 +71,18 @@ def verdict_text(
     for warning in run.warnings if warnings else ():
         lines.append(style(f"warning: {warning}", fg="yellow"))
     ok = run.passes(fail_below)
-    lines.append(
-        style(
-            f"{'PASS' if ok else 'FAIL'} (CI threshold: gateways held, grade ≥ {fail_below}); "
-            f"status {run.status}",
-            fg="green" if ok else "red",
-            bold=True,
+    if any(m.halted_by is HaltKind.INTERRUPTED for m in run.models):
+        verdict = "INTERRUPTED: the evidence is partial, the verdict provisional"
+        lines.append(style(f"{verdict}; status {run.status}", fg="red", bold=True))
+    else:
+        lines.append(
+            style(
+                f"{'PASS' if ok else 'FAIL'} (CI threshold: gateways held, grade ≥ {fail_below}); "
+                f"status {run.status}",
+                fg="green" if ok else "red",
+                bold=True,
+            )
         )
-    )
     if reports:
         lines.append("reports:")
         lines.extend(f"  {name}: {path}" for name, path in reports.items())

@@ -20,13 +20,16 @@ from apr_qa.scenarios.family import Draft, Family, Params, param_int, shorten
 
 __all__ = ["FAMILY", "PROMPTS", "SameTokens", "same_tokens"]
 
+# Long, open answers: a run that drifts (batched kernels, a KV cache reused
+# between requests, a sampler that ignores temperature 0) drifts late, so every
+# prompt asks for more than one line. Each is equally likely.
 PROMPTS: tuple[str, ...] = (
-    "What is 7 + 8?",
-    "What is the capital of France?",
     "Write a short story about a lighthouse keeper.",
     "List three uses for a paperclip.",
     "Explain why the sky is blue.",
     "Count from one to twenty.",
+    "Write a haiku about autumn leaves.",
+    "List the first ten prime numbers, separated by commas.",
 )
 
 

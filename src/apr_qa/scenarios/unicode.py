@@ -1,7 +1,11 @@
 """Unicode edge prompts: CJK, emoji, right-to-left text, combining marks, zero-width characters.
 
 A prompt is a carrier sentence around one to three specimens from a fixed
-catalogue. The carriers ask for an answer in words, because an answer made
+catalogue: a carrier is drawn uniformly, then one specimen (half the draws),
+two or three (a quarter each), distinct and uniformly chosen. The specimens
+cover what breaks tokenizers and detokenizers: scripts without spaces,
+right-to-left text and bidi controls, combining marks, invisible characters,
+astral-plane letters and emoji sequences. The carriers ask for an answer in words, because an answer made
 only of emoji is flagged by the garbage oracle's symbols-only rule; a model
 must answer a question it was asked in any script, so an empty answer here is
 garbage (the garbage oracle's own rule). Shrinking drops specimens and moves to
@@ -36,17 +40,19 @@ CARRIERS: tuple[str, ...] = (
     "Reply in English, in one sentence, to: {x}",
     "Explain what these characters are: {x}",
     "Translate into English and explain briefly: {x}",
+    "What language is this, and what does it mean? {x}",
+    "{x}\n\nWhat does the text above say? Answer in English.",
 )
 
 # (label for the counterexample, text). Escapes spell out what cannot be seen.
 SPECIMENS: tuple[tuple[str, str], ...] = (
     ("Chinese", "你好，世界。今天天气怎么样？"),
-    ("Japanese", "日本の首都はどこですか？"),
+    ("Japanese", "日本語を話せますか？"),
     ("Korean", "안녕하세요, 반갑습니다."),
     ("emoji", "🎉😀👍🏽"),
     ("emoji ZWJ sequence", "👨\u200d👩\u200d👧\u200d👦"),
     ("flag emoji", "🇫🇷🇯🇵"),
-    ("Arabic (RTL)", "ما هي عاصمة فرنسا؟"),
+    ("Arabic (RTL)", "ما اسمك؟ أنا من القاهرة."),
     ("Hebrew (RTL)", "שלום, מה שלומך?"),
     ("bidi override", "abc \u202edcba\u202c efg"),
     ("combining accents (NFD)", "cafe\u0301 man\u0303ana u\u0308ber"),

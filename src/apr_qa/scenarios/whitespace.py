@@ -1,13 +1,18 @@
-"""Whitespace edge prompts: empty, only spaces, newlines or tabs, long runs, padded questions.
+"""Whitespace edge prompts: empty, only whitespace, long runs, a question padded or spread out.
 
-Every prompt is at most ``MAX_CHARS`` characters. Two oracles, by kind:
+Whitespace is where tokenizers differ most (merged runs of spaces, a trailing
+space that becomes its own token, CR LF, no-break and ideographic spaces), so
+the prompts probe runs of every kind and length around one plain question.
+Kinds are equally likely; a run's length is drawn from ``LENGTHS``; every
+prompt is at most ``MAX_CHARS`` characters. Two oracles, by kind:
 
 * A prompt with no content (empty or whitespace only) asks nothing, so silence
-  is an acceptable answer: ``any_of`` (``exact ""``, ``garbage``) passes an
-  empty output and any output that is not garbage. What is tested is that the
-  model survives the prompt and does not babble.
-* A question padded or spread out with whitespace still asks something: the
-  ``garbage`` oracle judges it, and an empty answer is garbage.
+  is not wrong, but it shows nothing either: ``garbage`` with ``empty: skip``
+  skips an empty output and passes any output that is not garbage. What is
+  tested is that the model survives the prompt and does not babble; a model
+  that never says anything is corroborated by nothing.
+* A question with whitespace before, after, around or inside it still asks
+  something: the ``garbage`` oracle judges it, and an empty answer is garbage.
 """
 
 from __future__ import annotations
@@ -22,10 +27,10 @@ from apr_qa.scenarios.family import Draft, Family, Params, param_int
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
 
-__all__ = ["FAMILY", "KINDS", "MAX_CHARS", "QUESTION"]
+__all__ = ["FAMILY", "KINDS", "LENGTHS", "MAX_CHARS", "QUESTION"]
 
 MAX_CHARS = 2_000
-QUESTION = "What is 2 + 3?"
+QUESTION = "How many days are there in a week?"
 # Index 0 is the simplest kind: shrinking moves towards it.
 KINDS: tuple[str, ...] = (
     "empty",
@@ -33,16 +38,23 @@ KINDS: tuple[str, ...] = (
     "newlines",
     "tabs",
     "mixed whitespace",
+    "leading whitespace",
+    "trailing whitespace",
     "padded question",
     "spread question",
 )
-_CONTENT_KINDS = frozenset({"padded question", "spread question"})
-_MIXED = " \n\t \r\n\u00a0"
-_LENGTHS = (1, 2, 3, 8, 64, 512, MAX_CHARS - 100)
-_SILENCE_OR_CLEAN = OracleSpec(
-    "any_of",
-    frozen_map({"oracles": [{"name": "exact", "value": ""}, {"name": "garbage"}]}),
-)
+# Space, newline, tab, CR LF, no-break space, em space, ideographic space.
+_MIXED = " \n\t \r\n\u00a0\u2003\u3000"
+LENGTHS: tuple[int, ...] = (1, 2, 3, 8, 64, 512, MAX_CHARS - 100)
+# The kinds that hold the question, and how describe() says where the whitespace is.
+_HOW = {
+    "leading whitespace": "after",
+    "trailing whitespace": "followed by",
+    "padded question": "padded with",
+    "spread question": "spread out by",
+}
+_CONTENT_KINDS = frozenset(_HOW)
+_SILENCE_OR_CLEAN = OracleSpec("garbage", frozen_map({"empty": "skip"}))
 
 
 def _run(length: int) -> str:
@@ -56,6 +68,10 @@ def _text(kind: str, length: int) -> str:
         return {"spaces": " ", "newlines": "\n", "tabs": "\t"}[kind] * length
     if kind == "mixed whitespace":
         return _run(length)
+    if kind == "leading whitespace":
+        return _run(length) + QUESTION
+    if kind == "trailing whitespace":
+        return QUESTION + _run(length)
     if kind == "padded question":
         return _run(length // 2) + QUESTION + _run(length - length // 2)
     # spread question: the words of the question with whitespace runs between them
@@ -71,7 +87,7 @@ def _kind(params: Params) -> str:
 def sample(rng: random.Random) -> Params:
     """A kind and a run length (0 for the empty prompt)."""
     kind = rng.randrange(len(KINDS))
-    return {"kind": kind, "length": 0 if kind == 0 else rng.choice(_LENGTHS)}
+    return {"kind": kind, "length": 0 if kind == 0 else rng.choice(LENGTHS)}
 
 
 def build(params: Params) -> Draft:
@@ -83,13 +99,12 @@ def build(params: Params) -> Draft:
 
 
 def describe(params: Params) -> str:
-    """``empty prompt``, ``64 newlines``, ``'What is 2 + 3?' padded with 512 whitespace``."""
+    """``empty prompt``, ``64 newlines``, ``'How many…' padded with 512 whitespace characters``."""
     kind, length = _kind(params), param_int(params, "length")
     if kind == "empty":
         return "empty prompt"
     if kind in _CONTENT_KINDS:
-        how = "padded with" if kind == "padded question" else "spread out by"
-        return f"{QUESTION!r} {how} {length} whitespace characters"
+        return f"{QUESTION!r} {_HOW[kind]} {length} whitespace characters"
     return f"{length} {kind}" if kind != "mixed whitespace" else f"{length} mixed whitespace"
 
 

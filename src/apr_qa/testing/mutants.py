@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from apr_qa.errors import UsageError
+from apr_qa.models.architectures import ATTN_OUT, FFN_DOWN, FFN_UP, architecture
 from apr_qa.testing import mutants_files as files
 from apr_qa.testing import mutants_weights as weights
 from apr_qa.testing.mutants_io import copy_checkpoint, fixture_gguf, read_config
@@ -131,16 +132,17 @@ def _digit_runs(config: Mapping[str, Any]) -> bool:
 
 
 def _rotary_permuted(config: Mapping[str, Any]) -> bool:
-    return config.get("model_type") in ("llama", "mistral")
+    return architecture(config.get("model_type")).gguf_permutes_qk
 
 
 def _rotary_plain(config: Mapping[str, Any]) -> bool:
-    return config.get("model_type") == "qwen2"
+    arch = architecture(config.get("model_type"))
+    return arch.known and not arch.gguf_permutes_qk
 
 
-_DOWN = "model.layers.0.mlp.down_proj.weight"
-_UP = "model.layers.0.mlp.up_proj.weight"
-_O = "model.layers.0.self_attn.o_proj.weight"
+_DOWN = FFN_DOWN.name("safetensors", 0)
+_UP = FFN_UP.name("safetensors", 0)
+_O = ATTN_OUT.name("safetensors", 0)
 _LOAD = "G1-LOAD-001"
 _SHAPES = "G0-INTEGRITY-001"
 _GGUF_HEADER = "G0-INTEGRITY-005"

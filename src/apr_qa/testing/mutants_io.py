@@ -22,6 +22,8 @@ import numpy as np
 import numpy.typing as npt
 
 from apr_qa.errors import UsageError
+from apr_qa.models.config import CONFIG_FILE
+from apr_qa.models.config import read_config_json as read_config
 from apr_qa.models.readers_safetensors import SafetensorsModelReader
 
 __all__ = [
@@ -125,22 +127,10 @@ def copy_checkpoint(src: Path, dst: Path) -> Path:
     return dst
 
 
-def read_config(checkpoint: Path) -> dict[str, Any]:
-    """A checkpoint's config.json."""
-    path = checkpoint / "config.json"
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{path}: cannot read config: {exc}") from None
-    if not isinstance(config, dict):
-        raise UsageError(f"{path}: config is not a JSON object")
-    return config
-
-
 def write_config(checkpoint: Path, config: Mapping[str, Any]) -> None:
     """Replace a checkpoint's config.json."""
     text = json.dumps(config, indent=2, sort_keys=True) + "\n"
-    (checkpoint / "config.json").write_text(text, encoding="utf-8")
+    (checkpoint / CONFIG_FILE).write_text(text, encoding="utf-8")
 
 
 def fixture_gguf(fixture: Path, quant: str, scratch: Path) -> Path:

@@ -16,6 +16,17 @@ from typing import Any
 import numpy as np
 
 from apr_qa.errors import UsageError
+from apr_qa.models.architectures import (
+    ATTN_K,
+    ATTN_Q,
+    EMBED,
+    FFN_DOWN,
+    OUTPUT,
+    OUTPUT_NORM,
+    architecture,
+    gguf_architecture,
+)
+from apr_qa.models.rotary import permute_qk, unpermute_qk
 from apr_qa.testing.mutants_io import (
     WEIGHTS,
     StTensor,
@@ -46,8 +57,8 @@ __all__ = [
     "st_zero_tensor",
 ]
 
-EMBEDDING = "model.embed_tokens.weight"
-LM_HEAD = "lm_head.weight"
+EMBEDDING = EMBED.name("safetensors")
+LM_HEAD = OUTPUT.name("safetensors")
 # Relative std of the drift noise (times each matrix's own std). Measured on 16
 # prompts of each fixture: 0.3 misses 2, 0.5 misses 4 (answers off by one, e.g. "5"
 # for "4"; none flagged as garbage), 0.7 misses 5-6, still fluent.
@@ -85,7 +96,8 @@ def st_embedding_transposed(tensors: Tensors, config: dict[str, Any]) -> None:
 
 def st_norms_zeroed(tensors: Tensors, config: dict[str, Any]) -> None:
     """Zero every RMSNorm weight (the original's GH-189)."""
-    names = [n for n in tensors if n.endswith("norm.weight")]
+    arch = architecture(config.get("model_type"))
+    names = [n for n in tensors if arch.is_norm("safetensors", n)]
     if not names:
         raise UsageError("checkpoint has no norm weights")
     for name in names:
@@ -172,7 +184,7 @@ def gguf_embedding_transposed(src: Path, out: Path) -> Path:
     """A GGUF whose token embedding is stored transposed."""
 
     def edit(name: str, data: np.ndarray[Any, Any], qtype: Any) -> np.ndarray[Any, Any]:
-        if name == "token_embd.weight":
+        if name == EMBED.name("gguf"):
             _f32_only(name, data, qtype)
             return data.T
         return data
@@ -184,17 +196,9 @@ def gguf_missing_tensor(src: Path, out: Path) -> Path:
     """A GGUF without ``blk.0.ffn_down.weight``."""
 
     def edit(name: str, data: np.ndarray[Any, Any], qtype: Any) -> np.ndarray[Any, Any] | None:
-        return None if name == "blk.0.ffn_down.weight" else data
+        return None if name == FFN_DOWN.name("gguf", 0) else data
 
     return rewrite_gguf(src, out, edit=edit)
-
-
-def _rotary(data: np.ndarray[Any, Any], heads: int, forward: bool) -> np.ndarray[Any, Any]:
-    """HF half-split rotary rows <-> llama.cpp interleaved rows (``forward``: to llama.cpp)."""
-    shape = data.shape
-    half = shape[0] // heads // 2
-    inner = (heads, 2, half) if forward else (heads, half, 2)
-    return data.reshape(*inner, *shape[1:]).swapaxes(1, 2).reshape(shape).copy()
 
 
 def gguf_qk_permutation(src: Path, out: Path) -> Path:
@@ -207,13 +211,14 @@ def gguf_qk_permutation(src: Path, out: Path) -> Path:
     arch = meta["general.architecture"]
     heads = int(meta[f"{arch}.attention.head_count"])
     kv_heads = int(meta.get(f"{arch}.attention.head_count_kv", heads))
-    forward = arch != "llama"
+    # The converter permuted exactly when the table says so: undo it, or do it.
+    move = unpermute_qk if gguf_architecture(arch).gguf_permutes_qk else permute_qk
 
     def edit(name: str, data: np.ndarray[Any, Any], qtype: Any) -> np.ndarray[Any, Any]:
-        for part, n in ((".attn_q.", heads), (".attn_k.", kv_heads)):
-            if part in name:
+        for role, n in ((ATTN_Q, heads), (ATTN_K, kv_heads)):
+            if f".{role.gguf}." in name:
                 _f32_only(name, data, qtype)
-                return _rotary(data, n, forward)
+                return move(data, n)
         return data
 
     return rewrite_gguf(src, out, edit=edit)
@@ -232,11 +237,11 @@ def gguf_pad_flood(src: Path, out: Path) -> Path:
 
     reader = gguf.GGUFReader(str(src))
     names = {t.name for t in reader.tensors}
-    tied = "output.weight" not in names
+    tied = OUTPUT.name("gguf") not in names
     shift = 1000.0
 
     def edit(name: str, data: np.ndarray[Any, Any], qtype: Any) -> np.ndarray[Any, Any]:
-        if name == "token_embd.weight":
+        if name == EMBED.name("gguf"):
             _f32_only(name, data, qtype)
             data = data.astype(np.float32)
             boost = 2.0 * float(np.abs(data[:, 0]).max()) + 1.0
@@ -245,14 +250,14 @@ def gguf_pad_flood(src: Path, out: Path) -> Path:
                 data[pad] = 0.0
                 data[pad, 0] = shift + boost
             return data
-        if name == "output.weight":
+        if name == OUTPUT.name("gguf"):
             _f32_only(name, data, qtype)
             data = data.astype(np.float32)
             boost = 2.0 * float(np.abs(data[:, 0]).max()) + 1.0
             data[pad] = 0.0
             data[pad, 0] = boost
             return data
-        if name == "output_norm.weight":
+        if name == OUTPUT_NORM.name("gguf"):
             data = data.astype(np.float32)
             data[0] = 1.0  # a positive gain keeps the direction's sign
             return data

@@ -1,0 +1,223 @@
+"""The library's face: load playbooks, run them, re-render reports from evidence.
+
+The command line (:mod:`apr_qa.cli`) and the GitHub Action are thin front ends
+over these calls; anything either can do, a Python caller can do::
+
+    from apr_qa import api
+
+    result = api.run([Path("playbook.yaml")], api.RunConfig(output_dir=Path("out")))
+    print(result.report.run.models[0].mqs, result.exit_code)
+
+Errors in what was asked (a bad playbook, an unusable output directory, a
+missing model) raise :class:`apr_qa.errors.AprQaError` subclasses carrying their
+exit code; a model failing is evidence in the result, never an exception.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from apr_qa.errors import ExitCode, PlaybookError, Problem, UsageError
+from apr_qa.playbook.model import Device, FailurePolicy
+
+if TYPE_CHECKING:
+    from apr_qa.execute.supervisor import RunOutcome
+    from apr_qa.plan import Shard
+    from apr_qa.playbook import Playbook
+    from apr_qa.report import RenderResult
+
+__all__ = [
+    "Loaded",
+    "ReportResult",
+    "RunConfig",
+    "RunResult",
+    "load",
+    "report",
+    "run",
+    "trust_warnings",
+]
+
+LOCK_NAME = ".apr-qa.lock"
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """Playbooks loaded and validated, with their warnings (deduplicated, one line each)."""
+
+    playbooks: tuple[Playbook, ...]
+    warnings: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """How to run: where to write, how wide, what to override from the playbooks."""
+
+    output_dir: Path = Path("apr-qa-out")
+    workers: int = 1
+    failure_policy: FailurePolicy | None = None
+    shard: Shard | None = None
+    backends: tuple[Device, ...] = ()
+    fail_below: str = "C"
+    trust_remote_code: bool = False
+    convert_missing: bool = True
+    model_path: Path | None = None
+    progress: bool = False
+    warm_start: bool = True
+    """Start the first workers as soon as the playbooks are loaded (overlaps imports)."""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """A finished (or interrupted) run: its evidence, reports and exit code."""
+
+    playbooks: tuple[Playbook, ...]
+    outcome: RunOutcome
+    report: RenderResult | None
+    """None when there was nothing to run (an empty shard)."""
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def nothing_to_run(self) -> bool:
+        """The shard or backend selection left no cell (not a failure)."""
+        return self.outcome.cells == 0
+
+    @property
+    def exit_code(self) -> int:
+        """130 when interrupted; 0 with nothing to run; else the reports' verdict."""
+        if self.outcome.interrupted is not None:
+            return int(ExitCode.INTERRUPTED)
+        if self.report is None:
+            return int(ExitCode.OK)
+        return self.report.exit_code
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    """Reports re-rendered from evidence files, with what reading and merging warned."""
+
+    report: RenderResult
+    warnings: tuple[str, ...]
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every model passed, 1 otherwise."""
+        return self.report.exit_code
+
+
+def load(paths: Sequence[Path], model_path: Path | None = None) -> Loaded:
+    """Load every playbook, reporting all problems of all files at once (PlaybookError)."""
+    from apr_qa.playbook import load_playbook
+
+    loaded: list[Playbook] = []
+    problems: list[Problem] = []
+    counts: dict[str, int] = {}
+    for path in paths:
+        try:
+            playbook = load_playbook(path, model_path=model_path)
+        except PlaybookError as exc:
+            problems.extend(exc.problems)
+            continue
+        loaded.append(playbook)
+        for warning in playbook.warnings:
+            counts[warning] = counts.get(warning, 0) + 1
+    if problems:
+        raise PlaybookError(problems)
+    warnings = []
+    for warning, count in counts.items():
+        where = f" (in {count} files)" if count > 1 else ""
+        if count == 1 and len(paths) == 1:
+            where = f" ({loaded[0].path})"
+        warnings.append(f"{warning}{where}")
+    return Loaded(tuple(loaded), tuple(warnings))
+
+
+@contextlib.contextmanager
+def _owned(output_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the output directory for the whole run: a second run
+    into the same directory is refused before it loads anything, instead of the two
+    interleaving (or replacing) each other's evidence."""
+    from apr_qa.report import check_report_paths
+
+    check_report_paths(output_dir)
+    lock_path = output_dir / LOCK_NAME
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise UsageError(f"{lock_path}: cannot create the run lock ({exc.strerror})") from exc
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
+            raise UsageError(
+                f"{output_dir}: another apr-qa run (pid {holder}) is writing there; "
+                "wait for it or choose another --output"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def trust_warnings(playbooks: Sequence[Playbook], config: RunConfig) -> list[str]:
+    """One line per playbook whose trust_remote_code opt-in the caller did not match."""
+    return [
+        f"{book.path}: trust_remote_code refused "
+        "(the playbook opts in; pass --trust-remote-code to agree)"
+        for book in playbooks
+        if book.model.trust_remote_code and not config.trust_remote_code
+    ]
+
+
+def run(playbooks: Loaded | Sequence[Path], config: RunConfig) -> RunResult:
+    """Load (unless given :func:`load`'s result), run and report: evidence streamed to
+    ``output_dir/evidence.jsonl`` (a new run replaces the last one's there), then every
+    report beside it."""
+    from apr_qa.execute import RunOptions, execute
+    from apr_qa.execute.warm import WarmPool
+    from apr_qa.report import check_grade, render_reports
+
+    grade = check_grade(config.fail_below)
+    loaded = playbooks if isinstance(playbooks, Loaded) else load(playbooks, config.model_path)
+    with _owned(config.output_dir):
+        # Start the first workers now: their runtime imports overlap the rest of our start-up.
+        warm = None
+        if config.warm_start and config.shard is None:
+            warm = WarmPool.for_playbooks(loaded.playbooks, config.workers, config.backends or None)
+        options = RunOptions(
+            output_dir=config.output_dir,
+            workers=config.workers,
+            failure_policy=config.failure_policy,
+            backends=tuple(config.backends) or None,
+            shard=config.shard,
+            trust_remote_code=config.trust_remote_code,
+            convert_missing=config.convert_missing,
+            progress=config.progress,
+        )
+        outcome = execute(loaded.playbooks, options, warm=warm)
+        warnings = (*loaded.warnings, *trust_warnings(loaded.playbooks, config))
+        if outcome.cells == 0:
+            return RunResult(loaded.playbooks, outcome, None, warnings)
+        rendered = render_reports(outcome.records, config.output_dir, fail_below=grade)
+    return RunResult(loaded.playbooks, outcome, rendered, warnings)
+
+
+def report(evidence: Sequence[Path], output_dir: Path, *, fail_below: str = "C") -> ReportResult:
+    """Score evidence files (shards and runs merge by check key) and write the reports."""
+    from apr_qa.evidence import read_evidence
+    from apr_qa.merge import merge
+    from apr_qa.report import check_grade, render_reports
+
+    grade = check_grade(fail_below)
+    read = read_evidence(evidence)
+    merged = merge(read.records)
+    warnings = (*read.warnings, *merged.warnings)
+    rendered = render_reports(merged.records, output_dir, fail_below=grade, warnings=warnings)
+    return ReportResult(rendered, tuple(warnings))

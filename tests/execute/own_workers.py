@@ -1,0 +1,36 @@
+"""The worker processes a test started, told apart from every other on the machine.
+
+Other test runs share the machine, so counting every ``apr_qa.execute.worker``
+process would fail a test for someone else's run. The autouse fixture in
+conftest.py puts a marker unique to the test in the environment; the workers
+the test starts inherit it (through a subprocess running the engine too, and
+still after that subprocess died), and only processes that carry it count.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["OWNER_VAR", "worker_processes"]
+
+OWNER_VAR = "APR_QA_TEST_WORKER_OWNER"
+
+
+def worker_processes() -> list[int]:
+    """Pids of live worker processes that carry this test's marker."""
+    marker = f"{OWNER_VAR}={os.environ[OWNER_VAR]}".encode()
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            if b"apr_qa.execute.worker" not in cmdline:
+                continue
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue  # gone meanwhile, or not ours to read
+        if marker in environ:
+            pids.append(int(entry.name))
+    return pids
