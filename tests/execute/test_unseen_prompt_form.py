@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -20,6 +20,7 @@ from apr_qa import oracles
 from apr_qa.backends import Backend, create_backend
 from apr_qa.evidence import Outcome, Record, read_evidence
 from apr_qa.fixtures import fixture_path
+from apr_qa.playbook import load_playbook
 
 pytestmark = pytest.mark.slow
 
@@ -82,15 +83,28 @@ def test_every_artifact_and_modality_holds_g0_to_g4(
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
 
 
+def _turns(messages: Sequence[Mapping[str, str]] | None) -> tuple[tuple[str, str], ...]:
+    return tuple((m["role"], m["content"]) for m in messages or ())
+
+
 def test_g2_was_decided_on_the_playbooks_own_prompts(
     run: tuple[subprocess.CompletedProcess[str], list[Record]],
 ) -> None:
+    # Each G2 record names the probe that yielded text: it must be one of the
+    # playbook's scenarios in the cell's modality, not a prompt of apr-qa's own.
     _, records = run
+    book = load_playbook(PLAYBOOK)
+    own_runs = {s.prompt for s in book.scenarios if s.applies_to("run")}
+    own_chats = {_turns(s.messages) for s in book.scenarios if s.messages is not None}
     g2 = [r for r in records if r.gate == "G2-INFER-001"]
-    assert g2
+    assert len(g2) == 2 * (1 + len(_quants()))
     for r in g2:
         assert r.scenario is not None, r.cell
-        asked = [r.scenario.prompt or ""] + [m["content"] for m in r.scenario.messages or ()]
+        if r.modality == "run":
+            assert r.scenario.prompt in own_runs, (r.cell, r.scenario)
+        else:
+            assert _turns(r.scenario.messages) in own_chats, (r.cell, r.scenario)
+        asked = [r.scenario.prompt or ""] + [c for _, c in _turns(r.scenario.messages)]
         assert not any(BUILT_IN_PROBE in text for text in asked), r.cell
         assert r.output is not None and r.output.strip(), r.cell
 
