@@ -99,6 +99,8 @@ def _suites(model: ModelScore) -> list[object]:
             "playbook": clean_xml(playbook) or "",
             "playbook_sha256": sha or "",
         }
+        if model.stands_in_for:
+            properties["stands_in_for"] = clean_xml(", ".join(model.stands_in_for)) or ""
         name = f"{model.model} ({playbook})" if playbook else model.model
         suites.append(
             TestSuite(clean_xml(name), cases, properties=properties, package=clean_xml(model.model))

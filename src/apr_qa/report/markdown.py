@@ -96,7 +96,7 @@ def _overview(run: RunScore, fail_below: str) -> str:
             gates = " | ".join(_VERDICT_ICON[g.verdict] for g in m.gateways)
             total = sum(m.counts.values())
             lines.append(
-                f"| {escape_inline(m.model)} | {m.mqs} | {m.grade} | "
+                f"| {escape_inline(m.label)} | {m.mqs} | {m.grade} | "
                 f"{_STATUS_ICON[m.status]} {m.status} | {gates} | {total} | {len(m.failures)} |"
             )
         lines.append("")
@@ -113,7 +113,7 @@ def _overview(run: RunScore, fail_below: str) -> str:
 
 def _model_section(model: ModelScore) -> str:
     lines = [
-        f"### {escape_inline(model.model)}: MQS {model.mqs}, grade {model.grade}, {model.status}",
+        f"### {escape_inline(model.label)}: MQS {model.mqs}, grade {model.grade}, {model.status}",
         "",
     ]
     if model.halted:
