@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import struct
@@ -128,7 +129,7 @@ def test_written_reports_show_control_characters_as_escapes_never_raw(tmp_path: 
         rec("F-A1-001", Outcome.FALSIFIED, reason="bell \x07 in the reason", output=said),
     ]
     result = render_reports(records, tmp_path)
-    for name in ("html", "markdown", "comment", "junit", "summary"):
+    for name in ("html", "markdown", "comment", "junit"):
         data = result.paths[name].read_bytes()
         assert _RAW_CONTROL.search(data) is None, (name, _RAW_CONTROL.findall(data))
         assert "\x85" not in data.decode("utf-8"), name
@@ -139,5 +140,8 @@ def test_written_reports_show_control_characters_as_escapes_never_raw(tmp_path: 
     assert r"C\x1b[31mred" in markdown  # in the fenced output
     assert r"bell \\x07 in the reason" in result.paths["comment"].read_text("utf-8")
     assert r"C\x1b[31mred" in result.paths["junit"].read_text("utf-8")
-    # What was said is kept exactly in the evidence the reports came from.
-    assert records[-1].output == said
+    # summary.json is for machines: it keeps the exact text, as JSON escapes.
+    summary = result.paths["summary"].read_text("utf-8")
+    assert "\\u0007" in summary and "\x07" not in summary
+    (failure,) = json.loads(summary)["models"][0]["top_failures"]
+    assert failure["reason"] == "bell \x07 in the reason"
