@@ -133,3 +133,83 @@ def test_run_with_a_bad_playbook_is_exit_2_before_anything_runs(tmp_path: Path) 
     assert result.returncode == 2
     assert "did you mean 'arithmetic'" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def _six_cells(tmp_path: Path, model: str = "") -> Path:
+    """A CPU-only playbook of 6 cells: safetensors + 2 GGUF quantizations, run and chat."""
+    from apr_qa.fixtures import fixture_path
+
+    book = tmp_path / "six.yaml"
+    book.write_text(
+        f"name: six\nmodel: {{id: apr-qa/six, path: {model or fixture_path('tiny-llama')}}}\n"
+        "test_matrix: {modalities: [run, chat], backends: [cpu], formats: [safetensors, gguf],"
+        " quantizations: [q8_0, q4_0], max_tokens: 8}\n"
+        "scenarios:\n  - {name: add, prompt: 'What is 7 + 8?', oracle: arithmetic, expected: 15}\n"
+    )
+    return book
+
+
+@pytest.mark.parametrize(
+    ("option", "where"),
+    [(("--backend", "gpu"), "the selected backends"), (("--shard", "7/7"), "shard 7/7")],
+)
+def test_run_with_nothing_to_run_exits_0_with_one_line(
+    tmp_path: Path, option: tuple[str, str], where: str
+) -> None:
+    # A fixed CI shard matrix (or a GPU job over CPU-only playbooks) must not fail for
+    # having drawn no cell; it says so in one line and writes no report.
+    book = _six_cells(tmp_path)
+    planned = apr_qa("plan", "--json", str(book))
+    assert planned.returncode == 0, planned.stderr
+    assert json.loads(planned.stdout)["totals"]["cells"] == 6
+    out = tmp_path / "out"
+    result = apr_qa("run", "-o", str(out), *option, str(book))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"apr-qa: nothing to run in {where}; no report written"
+    ]
+    assert "Traceback" not in result.stdout + result.stderr
+    assert not (out / "summary.json").exists()
+
+
+@pytest.mark.slow
+def test_model_path_labels_results_with_the_model_tested(tmp_path: Path) -> None:
+    from apr_qa.fixtures import fixture_path
+
+    gguf = fixture_path("tiny-llama") / "tiny-llama-q8_0.gguf"
+    book = tmp_path / "hub.yaml"
+    book.write_text(
+        "name: coder\nmodel: {hf_repo: Qwen/Qwen2.5-Coder-1.5B}\n"
+        "test_matrix: {modalities: [run], backends: [cpu], formats: [gguf],"
+        " quantizations: [q8_0], max_tokens: 8}\n"
+        "scenarios:\n  - {name: add, prompt: 'What is 7 + 8?', oracle: arithmetic, expected: 15}\n"
+    )
+    out = tmp_path / "out"
+    result = apr_qa("run", "-o", str(out), "--model-path", str(gguf), str(book))
+    assert "Traceback" not in result.stderr, result.stderr
+    label = "tiny-llama-q8_0 (standing in for Qwen/Qwen2.5-Coder-1.5B)"
+    assert result.stdout.splitlines()[0].startswith(f"{label}: MQS"), result.stdout
+    (model,) = json.loads((out / "summary.json").read_text())["models"]
+    assert model["model"] == "tiny-llama-q8_0"
+    assert model["stands_in_for"] == ["Qwen/Qwen2.5-Coder-1.5B"]
+    # Markdown escapes the underscore of the file stem.
+    shown = "tiny-llama-q8\\_0 (standing in for Qwen/Qwen2.5-Coder-1.5B)"
+    assert f"### {shown}: MQS" in (out / "summary.md").read_text()
+    assert label in (out / "report.html").read_text()
+    records = [json.loads(line) for line in (out / "evidence.jsonl").read_text().splitlines()]
+    assert {r["model"] for r in records} == {"tiny-llama-q8_0"}
+    assert {r["stands_in_for"] for r in records} == {"Qwen/Qwen2.5-Coder-1.5B"}
+    # Re-rendered from evidence alone, the note survives.
+    again = apr_qa("report", "-o", str(tmp_path / "again"), str(out / "evidence.jsonl"))
+    assert label in again.stdout, again.stdout + again.stderr
+
+
+@pytest.mark.slow
+def test_a_playbook_run_on_its_own_model_stands_in_for_nothing(tmp_path: Path) -> None:
+    book = _six_cells(tmp_path)
+    out = tmp_path / "out"
+    result = apr_qa("run", "-o", str(out), "--shard", "1/6", str(book))
+    assert "Traceback" not in result.stderr, result.stderr
+    assert "standing in for" not in result.stdout + (out / "summary.md").read_text()
+    (model,) = json.loads((out / "summary.json").read_text())["models"]
+    assert model["model"] == "apr-qa/six" and model["stands_in_for"] == []

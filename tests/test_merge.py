@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
 from apr_qa.evidence import HaltKind, Outcome, Record, ScenarioInfo
 from apr_qa.gates import Category, Severity
 from apr_qa.merge import merge
@@ -126,3 +134,117 @@ def test_an_interrupted_shard_leaves_g4_undecided_after_merging() -> None:
     records = [*_shard("a", "1/2", 0, 0, 4), _scenario("b", "2/2", 9, False), partial]
     (g4,) = [r for r in merge(records).records if r.gate == "G4-GARBAGE-001"]
     assert g4.outcome is Outcome.SKIPPED and g4.halted is HaltKind.INTERRUPTED
+
+
+# -- through real runs: the tiny fixture in two formats, run and chat -------------------------
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "apr_qa.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def real_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Evidence of the same playbook run whole twice, and as shards 1/2 and 2/2."""
+    from apr_qa.fixtures import fixture_path, load_prompts
+
+    tmp = tmp_path_factory.mktemp("merge")
+    root = fixture_path("tiny-llama")
+    explicit = [p for p in load_prompts("tiny-llama") if p.oracle == "contains"][:2]
+    scenarios = "".join(
+        "  - "
+        + json.dumps(
+            {"name": p.id, "prompt": p.prompt, "oracle": "contains", "value": p.expected}
+            if p.modality == "run"
+            else {
+                "name": p.id,
+                "messages": [{"role": m.role, "content": m.content} for m in p.messages or ()],
+                "oracle": "contains",
+                "value": p.expected,
+            }
+        )
+        + "\n"
+        for p in explicit
+    )
+    book = tmp / "merge.yaml"
+    # Generated scenarios too (seed 5): falsified, skipped and corroborated checks in
+    # several categories, garbage for G4 to re-decide.
+    book.write_text(
+        f"name: merge\nmodel: {{id: apr-qa/merge, path: {root}}}\n"
+        "test_matrix: {modalities: [run, chat], backends: [cpu], formats: [safetensors, gguf],"
+        " quantizations: [q8_0], scenario_count: 5, seed: 5, max_tokens: 12}\n"
+        f"failure_policy: collect-all\nscenarios:\n{scenarios}"
+    )
+    out: dict[str, Path] = {}
+    for name, extra in (
+        ("whole", ()),
+        ("again", ()),
+        ("s1", ("--shard", "1/2")),
+        ("s2", ("--shard", "2/2")),
+    ):
+        result = _cli("-q", "run", "-w", "2", "-o", str(tmp / name), *extra, str(book))
+        assert result.returncode in (0, 1) and "Traceback" not in result.stderr, result.stderr
+        out[name] = tmp / name / "evidence.jsonl"
+    return out
+
+
+def _verdict(summary: dict[str, Any]) -> dict[str, Any]:
+    """Everything a merge must reproduce: per model, counts, gateways, categories, cells."""
+    return {
+        m["model"]: {
+            "counts": m["counts"],
+            "mqs": m["mqs"],
+            "grade": m["grade"],
+            "status": m["status"],
+            "gateways": [(g["gateway"], g["verdict"]) for g in m["gateways"]],
+            "categories": [
+                (c["category"], c["passed"], c["executed"], c["skipped"]) for c in m["categories"]
+            ],
+            "cells": [(c["cell"], c["passed"], c["executed"], c["skipped"]) for c in m["cells"]],
+        }
+        for m in summary["models"]
+    }
+
+
+def _report(tmp: Path, *evidence: Path) -> tuple[dict[str, Any], str]:
+    result = _cli("report", "-o", str(tmp), *map(str, evidence))
+    assert result.returncode in (0, 1) and "Traceback" not in result.stderr, result.stderr
+    return json.loads((tmp / "summary.json").read_text()), result.stderr
+
+
+@pytest.mark.slow
+def test_two_real_shards_merge_into_the_unsharded_verdict(
+    real_runs: dict[str, Path], tmp_path: Path
+) -> None:
+    whole, _ = _report(tmp_path / "whole", real_runs["whole"])
+    shards = [_report(tmp_path / s, real_runs[s])[0] for s in ("s1", "s2")]
+    # The shards share both artifacts (each ran one cell of each), so each recorded G0
+    # for both, and each decided G4: added up, they count more than the whole run.
+    totals = [next(iter(_verdict(s).values()))["counts"]["total"] for s in shards]
+    whole_total = next(iter(_verdict(whole).values()))["counts"]["total"]
+    assert sum(totals) > whole_total
+    merged, stderr = _report(tmp_path / "merged", real_runs["s1"], real_runs["s2"])
+    assert _verdict(merged) == _verdict(whole)
+    assert merged["models"][0]["shards"] == ["1/2", "2/2"]
+    assert merged["warnings"] == [] and "warning" not in stderr
+    assert {c for _, c in _verdict(whole)["apr-qa/merge"]["gateways"]} != {"not assessed"}
+
+
+@pytest.mark.slow
+def test_two_complete_real_runs_merge_with_a_warning_into_one_runs_counts(
+    real_runs: dict[str, Path], tmp_path: Path
+) -> None:
+    whole, _ = _report(tmp_path / "whole", real_runs["whole"])
+    again, _ = _report(tmp_path / "again", real_runs["again"])
+    assert _verdict(again) == _verdict(whole)  # the same playbook, the same verdicts
+    merged, stderr = _report(tmp_path / "merged", real_runs["whole"], real_runs["again"])
+    assert _verdict(merged) == _verdict(whole)
+    (warning,) = merged["warnings"]
+    assert "recorded by more than one run" in warning and "unsharded" in warning
+    assert f"warning: {warning}" in stderr

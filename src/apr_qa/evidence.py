@@ -49,7 +49,8 @@ __all__ = [
 
 SCHEMA_VERSION = 2
 """Version 2 added ``key``, ``halted``, ``output_chars``, ``output_sha256`` and
-``scenario.id``; version 1 records still read (their key is derived on reading)."""
+``scenario.id``; version 1 records still read (their key is derived on reading).
+``stands_in_for`` is an optional version-2 field: records without it read as None."""
 MAX_OUTPUT_CHARS = 4096
 # One record line, read bounded: outputs are cut at MAX_OUTPUT_CHARS, but prompts
 # (the very-long edge cases) and reasons are not, so leave room far above them.
@@ -170,6 +171,9 @@ class Record:
     halted: HaltKind | None = None
     playbook: str | None = None
     playbook_sha256: str | None = None
+    stands_in_for: str | None = None
+    """The playbook's own model id when ``--model-path`` replaced the model: ``model``
+    names what was actually tested, this what the playbook named."""
     shard: str | None = None
     host: Mapping[str, str] = field(default_factory=dict)
     timestamp: str = ""

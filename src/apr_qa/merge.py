@@ -112,6 +112,7 @@ def _redecide(records: list[Record]) -> list[Record]:
                         made,
                         playbook=first.playbook,
                         playbook_sha256=first.playbook_sha256,
+                        stands_in_for=first.stands_in_for,
                         host={},
                         timestamp=stamp,
                     )

@@ -129,6 +129,15 @@ class ModelScore:
     unknown_gates: tuple[str, ...]
     failures: tuple[Record, ...]
     records: tuple[Record, ...]
+    stands_in_for: tuple[str, ...] = ()
+    """The playbooks' own model ids this model was tested in place of (``--model-path``)."""
+
+    @property
+    def label(self) -> str:
+        """The model's name for headlines: ``tiny-llama (standing in for Qwen/...)``."""
+        if not self.stands_in_for:
+            return self.model
+        return f"{self.model} (standing in for {', '.join(self.stands_in_for)})"
 
     @property
     def gateway_failed(self) -> bool:
@@ -295,6 +304,7 @@ def score_model(model: str, records: Iterable[Record]) -> ModelScore:
         unknown_gates=tuple(sorted(unknown)),
         failures=tuple(failures),
         records=tuple(ordered),
+        stands_in_for=tuple(sorted({r.stands_in_for for r in ordered if r.stands_in_for})),
     )
 
 

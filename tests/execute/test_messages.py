@@ -137,3 +137,21 @@ def test_hidden_states_from_transformers_and_none_from_llama_cpp() -> None:
         assert isinstance(refused, m.Failed) and "Unsupported" in refused.error
     finally:
         client.close()
+
+
+# -- failure kinds --
+
+
+@pytest.mark.parametrize("kind", ["error", "context"])
+def test_a_failure_keeps_its_kind_across_the_pipe(kind: str) -> None:
+    sent = m.Failed("the prompt of 900 tokens does not fit the context of 256", kind)  # type: ignore[arg-type]
+    assert m.decode_reply(m.encode(sent)) == sent
+
+
+def test_a_failure_without_a_kind_is_an_error() -> None:
+    assert m.decode_reply('{"op": "failed", "error": "boom"}') == m.Failed("boom", "error")
+
+
+def test_a_failure_of_an_unknown_kind_is_not_a_message() -> None:
+    with pytest.raises(m.ProtocolError, match="unknown failure kind"):
+        m.decode_reply('{"op": "failed", "error": "boom", "kind": "maybe"}')

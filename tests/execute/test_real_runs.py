@@ -204,7 +204,7 @@ def test_reports_of_a_real_clean_run_and_a_real_mutant_run(tmp_path: Path) -> No
         assert text in dom.stdout, text
 
 
-def test_a_one_megabyte_prompt_is_refused_as_evidence_not_a_hang(tmp_path: Path) -> None:
+def test_a_one_megabyte_prompt_is_skipped_not_a_hang(tmp_path: Path) -> None:
     root = fixture_path("tiny-llama")
     big = "word " * 200_000  # 1 MB, far beyond the model's context
     scenario = "  - " + json.dumps({"name": "huge", "prompt": big, "oracle": "garbage"}) + "\n"
@@ -213,9 +213,77 @@ def test_a_one_megabyte_prompt_is_refused_as_evidence_not_a_hang(tmp_path: Path)
     (huge,) = [
         r for r in records if r.scenario and r.scenario.name == "huge" and r.gate == "F-A1-001"
     ]
-    assert huge.outcome is Outcome.FALSIFIED
-    assert "ContextOverflow" in huge.reason
+    assert huge.outcome is Outcome.SKIPPED
+    assert "does not fit the context of 256" in huge.reason
     assert [r.outcome for r in records if r.gate == "G3-CRASH-001"] == [Outcome.CORROBORATED]
+
+
+def _context(fixture: str) -> int:
+    config = json.loads((fixture_path(fixture) / "config.json").read_text())
+    return int(config["max_position_embeddings"])
+
+
+def test_prompts_longer_than_the_context_are_skipped_never_falsified(tmp_path: Path) -> None:
+    """Generated and explicit prompts past the context are skipped with the sizes; those
+    that fit are judged as ever, in the same cells; a probe that cannot fit skips G2."""
+    from tokenizers import Tokenizer
+
+    fixture = "tiny-llama"
+    root = fixture_path(fixture)
+    context = _context(fixture)
+    tokenizer = Tokenizer.from_file(str(root / "tokenizer.json"))
+    (fits,) = [p for p in load_prompts(fixture) if p.modality == "run"][:1]
+    long = "word " * (2 * context)
+    explicit = [
+        {"name": "fits", "prompt": fits.prompt, "oracle": "contains", "value": fits.expected},
+        {"name": "too-long", "prompt": long, "oracle": "garbage"},
+    ]
+    scenarios = "".join("  - " + json.dumps(s) + "\n" for s in explicit)
+    book = tmp_path / "ctx.yaml"
+    # Seed 5 draws a whitespace run of thousands of tokens among the first generated three.
+    book.write_text(
+        f"name: ctx\nmodel: {{id: apr-qa/ctx, path: {root}}}\n"
+        "test_matrix: {modalities: [run], backends: [cpu], formats: [safetensors, gguf],"
+        " quantizations: [q8_0], scenario_count: 5, seed: 5, max_tokens: 16}\n"
+        f"failure_policy: collect-all\nscenarios:\n{scenarios}"
+    )
+    probe = tmp_path / "probe.yaml"
+    probe.write_text(
+        f"name: probe\nmodel: {{id: apr-qa/probe, path: {root}}}\n"
+        "test_matrix: {modalities: [run], backends: [cpu], formats: [gguf],"
+        " quantizations: [q8_0], max_tokens: 16}\n"
+        f"gates: {{g2_probe: [{json.dumps(long)}]}}\n"
+        f"failure_policy: collect-all\nscenarios:\n  - {json.dumps(explicit[0])}\n"
+    )
+    records = _run(tmp_path, book, probe)
+    judged = [r for r in records if r.scenario is not None and r.scenario.prompt is not None]
+    over, under = [], []
+    for r in judged:
+        assert r.scenario is not None and r.scenario.prompt is not None
+        tokens = len(tokenizer.encode(r.scenario.prompt).ids)
+        # Both runtimes add a BOS; stay clear of the edge where they may count one apart.
+        if tokens > context + 8:
+            over.append(r)
+        elif tokens < context - 8:
+            under.append(r)
+    generated_over = [r for r in over if r.scenario and r.scenario.name != "too-long"]
+    assert generated_over, "the seed no longer draws a prompt past the context"
+    assert {r.scenario.name for r in over if r.scenario} >= {"too-long"}
+    for r in over:
+        assert r.outcome is Outcome.SKIPPED, (r.cell, r.reason)
+        assert r.reason.startswith("not run: the prompt of "), r.reason
+        assert r.reason.endswith(f" tokens does not fit the context of {context}"), r.reason
+    # What fits is judged: the trained prompt is corroborated in every cell.
+    assert under and not [r for r in under if "does not fit the context" in r.reason]
+    fitting = [
+        r for r in under if r.scenario and r.scenario.name == "fits" and r.gate == "F-A1-001"
+    ]
+    assert len(fitting) == 3 and {r.outcome for r in fitting} == {Outcome.CORROBORATED}
+    g2 = {r.model: r for r in records if r.gate == "G2-INFER-001"}
+    assert g2["apr-qa/probe"].outcome is Outcome.SKIPPED, g2["apr-qa/probe"].reason
+    assert "does not fit the context" in g2["apr-qa/probe"].reason
+    assert g2["apr-qa/ctx"].outcome is Outcome.CORROBORATED
+    assert {r.outcome for r in records if r.gate.startswith("G3-")} == {Outcome.CORROBORATED}
 
 
 def test_same_playbook_and_seed_give_identical_verdicts_on_real_runtimes(tmp_path: Path) -> None:

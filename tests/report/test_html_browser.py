@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import struct
 import subprocess
@@ -10,7 +12,9 @@ from pathlib import Path
 
 import pytest
 from fixture_runs import XSS, clean_run, mutant_run
+from scoring_records import gateways_passed, rec
 
+from apr_qa.evidence import Outcome
 from apr_qa.report import render_reports
 from apr_qa.report.html import html_string
 from apr_qa.score import score
@@ -111,3 +115,33 @@ def test_chromium_renders_the_mutant_report(tmp_path: Path) -> None:
     assert (width, height) == (1280, 2000)
     assert len(colors) > 20  # text, bars, heatmap: not a blank page
     assert XSS not in run.stderr
+
+
+# Every byte a control character leaves in UTF-8: C0 but tab, LF and CR; DEL.
+_RAW_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def test_written_reports_show_control_characters_as_escapes_never_raw(tmp_path: Path) -> None:
+    # What a broken model can say: NUL, BEL, an ANSI colour, form feed, DEL and a C1 NEL.
+    said = "A\x00B\x07C\x1b[31mred\x1b[0m\x0bD\x0cE\x7fF\x85G"
+    records = [
+        *gateways_passed(),
+        rec("F-A1-001", Outcome.FALSIFIED, reason="bell \x07 in the reason", output=said),
+    ]
+    result = render_reports(records, tmp_path)
+    for name in ("html", "markdown", "comment", "junit"):
+        data = result.paths[name].read_bytes()
+        assert _RAW_CONTROL.search(data) is None, (name, _RAW_CONTROL.findall(data))
+        assert "\x85" not in data.decode("utf-8"), name
+    page = result.paths["html"].read_text("utf-8")
+    assert r"A\x00B\x07C\x1b[31mred\x1b[0m\x0bD\x0cE\x7fF\x85G" in page
+    assert r"bell \x07 in the reason" in page
+    markdown = result.paths["markdown"].read_text("utf-8")
+    assert r"C\x1b[31mred" in markdown  # in the fenced output
+    assert r"bell \\x07 in the reason" in result.paths["comment"].read_text("utf-8")
+    assert r"C\x1b[31mred" in result.paths["junit"].read_text("utf-8")
+    # summary.json is for machines: it keeps the exact text, as JSON escapes.
+    summary = result.paths["summary"].read_text("utf-8")
+    assert "\\u0007" in summary and "\x07" not in summary
+    (failure,) = json.loads(summary)["models"][0]["top_failures"]
+    assert failure["reason"] == "bell \x07 in the reason"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -10,7 +11,9 @@ import pytest
 from fixture_runs import XSS, clean_run, mutant_run
 from jsonschema import Draft202012Validator
 from junitparser import Error, Failure, JUnitXml, Skipped
+from scoring_records import gateways_passed, rec
 
+from apr_qa.evidence import Outcome
 from apr_qa.report import render_reports
 from apr_qa.report.summary import summary_schema
 
@@ -89,3 +92,41 @@ def test_junit_structure_names_and_locations(tmp_path: Path) -> None:
     assert skipped.find("skipped").get("message").startswith("not run: stop-on-p0")
     error_types = sorted(e.get("type") for e in root.iter("error"))
     assert error_types == ["crashed", "timeout"]
+
+
+def test_a_five_megabyte_output_is_cut_in_junit_with_its_hash(tmp_path: Path) -> None:
+    # A record held in memory (or written by another tool) may carry a whole output.
+    output = "ramble " * 750_000  # 5.25 MB
+    digest = hashlib.sha256(output.encode()).hexdigest()
+    records = [*gateways_passed(), rec("F-A1-001", Outcome.FALSIFIED, output=output)]
+    result = render_reports(records, tmp_path)
+    path = result.paths["junit"]
+    assert path.stat().st_size < 64 * 1024
+    (case,) = [
+        c for c in ET.parse(path).getroot().iter("testcase") if c.get("name") == "F-A1-001 s"
+    ]
+    out = case.find("system-out")
+    failure = case.find("failure")
+    assert out is not None and failure is not None
+    for text in (out.text or "", failure.text or ""):
+        assert "cut at 8 KiB" in text and digest in text and f"{len(output)} chars" in text
+    assert (out.text or "").startswith("ramble ramble")
+
+
+def test_junit_stays_within_its_bound_and_says_what_it_omitted(tmp_path: Path) -> None:
+    # 3,000 failures with 4 KiB outputs (the most evidence keeps) would be about 25 MiB.
+    records = [*gateways_passed()] + [
+        rec("F-A1-001", Outcome.FALSIFIED, output=f"y{i:05d} " * 585, scenario=f"s{i}")
+        for i in range(3000)
+    ]
+    path = render_reports(records, tmp_path).paths["junit"]
+    assert path.stat().st_size <= 20 * 1024 * 1024
+    cases = list(ET.parse(path).getroot().iter("testcase"))
+    assert len(cases) == len(records)  # every check keeps its testcase and verdict
+    assert sum(1 for c in cases if c.find("failure") is not None) == 3000
+    outputs = [c.find("system-out") for c in cases]
+    texts = [o.text or "" for o in outputs if o is not None]
+    omitted = [t for t in texts if "omitted: junit.xml reached its 20 MiB bound" in t]
+    kept = [t for t in texts if t.startswith("y")]
+    assert omitted and kept and len(omitted) + len(kept) == 3000
+    assert all("output_sha256" in t for t in omitted)

@@ -324,9 +324,7 @@ def test_convert_a_checkpoint_with_a_deeply_nested_config_is_a_usage_error(tmp_p
     (src / "config.json").write_text("[" * 100_000, encoding="utf-8")
     result = invoke("convert", str(src), str(tmp_path / "out.gguf"))
     assert_clean(result, 2)
-    assert (
-        f"{src / 'config.json'}: not valid JSON (JSON nested 100000 levels deep" in result.stderr
-    )
+    assert f"{src / 'config.json'}: not valid JSON (JSON nested 100000 levels deep" in result.stderr
 
 
 @pytest.mark.parametrize(

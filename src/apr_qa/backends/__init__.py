@@ -65,7 +65,20 @@ class Unsupported(AprQaError):
 
 
 class ContextOverflow(UsageError):
-    """The prompt (or the ids to score) does not fit in the model's context window."""
+    """The prompt (or the ids to score) does not fit in the model's context window.
+
+    Not a model failure: the question could not be asked. The engine records a
+    scenario refused this way as skipped, with this message as the reason.
+    """
+
+    def __init__(
+        self, path: Path | None, tokens: int, context: int, what: str = "the prompt"
+    ) -> None:
+        self.tokens = tokens
+        self.context = context
+        self.detail = f"{what} of {tokens} tokens does not fit the context of {context}"
+        """The message without the artifact's path (the cell already names it)."""
+        super().__init__(f"{path}: {self.detail}")
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ def checked_ids(
             f"{path}: token id {bad[0]} is outside the vocabulary (0..{vocab_size - 1})"
         )
     if len(ids) > context:
-        raise ContextOverflow(f"{path}: {len(ids)} ids to score, the context holds {context}")
+        raise ContextOverflow(path, len(ids), context, "the sequence to score")
     return ids
 
 

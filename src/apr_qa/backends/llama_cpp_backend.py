@@ -90,9 +90,7 @@ class LlamaCppBackend:
         context = int(llm.n_ctx())
         room = context - len(ids)
         if room <= 0 and max_tokens > 0:
-            raise ContextOverflow(
-                f"{self._path}: the prompt is {len(ids)} tokens, the context holds {context}"
-            )
+            raise ContextOverflow(self._path, len(ids), context)
         budget = min(max_tokens, room)
         new: list[int] = []
         first_token_at: float | None = None

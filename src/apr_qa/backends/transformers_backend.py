@@ -143,10 +143,7 @@ class TransformersBackend:
             ids = [int(bos)]
         room = self._context() - len(ids)
         if room <= 0 and max_tokens > 0:
-            raise ContextOverflow(
-                f"{self._path}: the prompt is {len(ids)} tokens, the context holds "
-                f"{self._context()}"
-            )
+            raise ContextOverflow(self._path, len(ids), self._context())
         budget = min(max_tokens, room)
         if budget == 0:
             return timed_generation(

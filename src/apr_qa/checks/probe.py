@@ -101,6 +101,7 @@ class BasicInference:
         origin, candidates = probes(session)
         tried: list[str] = []
         lost: list[Lost] = []
+        unasked = 0
         for instance in candidates:
             asked = session.ask(
                 instance,
@@ -119,6 +120,7 @@ class BasicInference:
                 tried.append(f"{_shown(instance)} {asked.outcome} ({asked.reason})")
                 continue
             if not isinstance(asked, Generation):
+                unasked += asked.unasked
                 tried.append(f"{_shown(instance)} refused ({asked.error})")
                 continue
             if asked.token_ids and asked.text.strip():
@@ -138,6 +140,8 @@ class BasicInference:
             )
         # Every probe hung or crashed: G2 says so (G3 records the hang or crash too).
         outcome = lost[0].outcome if len(lost) == len(candidates) else Outcome.FALSIFIED
+        if unasked == len(candidates):  # no probe fits the context: nothing was asked
+            outcome = Outcome.SKIPPED
         session.record(
             GATE,
             outcome,

@@ -9,7 +9,6 @@ restarted for the rest of the cell.
 from __future__ import annotations
 
 import functools
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,7 +19,8 @@ from apr_qa.backends import Generation, Vocab
 from apr_qa.checks import Stage, registered
 from apr_qa.evidence import HaltKind, Outcome, Record, ScenarioInfo
 from apr_qa.execute.client import WorkerClient, WorkerDied, WorkerTimeout
-from apr_qa.execute.messages import Failed, Generate, Generated, Load, Loaded
+from apr_qa.execute.halt import Halt, Stop
+from apr_qa.execute.messages import Failed, FailureKind, Generate, Generated, Load, Loaded
 from apr_qa.execute.records import CellRef, RecordFactory
 from apr_qa.gates import scenario_gate
 from apr_qa.oracles import Verdict
@@ -41,36 +41,6 @@ __all__ = [
 
 LOAD_TIMEOUT_FLOOR_S = 120.0
 SHRINK_BUDGET = 12
-
-
-@dataclass(frozen=True)
-class Stop:
-    """Why work stops: the kind (stop-on-p0, fail-fast, interrupted) and one line."""
-
-    kind: HaltKind
-    reason: str
-
-
-class Halt:
-    """A shared stop signal: set once with the reason; cells check it between scenarios.
-
-    Setting it takes no lock: a signal handler may set it while the thread it
-    interrupted is in the middle of anything.
-    """
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-        self.stop: Stop | None = None
-
-    def set(self, stop: Stop) -> None:
-        """Stop with a reason (the first reason wins)."""
-        if self.stop is None:
-            self.stop = stop
-        self._event.set()
-
-    def is_set(self) -> bool:
-        """Whether work should stop."""
-        return self._event.is_set()
 
 
 @dataclass(frozen=True)
@@ -97,6 +67,12 @@ class Refused:
     """The backend answered with an error instead of a generation."""
 
     error: str
+    kind: FailureKind = "error"
+
+    @property
+    def unasked(self) -> bool:
+        """The prompt did not fit the context: nothing was asked, so nothing is known."""
+        return self.kind == "context"
 
 
 @dataclass(frozen=True)
@@ -220,7 +196,7 @@ class CellRunner:
         if isinstance(reply, Generated):
             return reply.generation
         if isinstance(reply, Failed):
-            return Refused(reply.error)
+            return Refused(reply.error, reply.kind)
         return Refused(f"unexpected reply {type(reply).__name__}")
 
     # -- records -------------------------------------------------------------------------
@@ -387,6 +363,17 @@ class CellRunner:
                 halted=HaltKind.INTERRUPTED if lost.outcome is Outcome.SKIPPED else None,
             )
             return
+        if isinstance(first, Refused) and first.unasked:
+            # A prompt the model cannot take in asks it nothing: skipped, never falsified
+            # (docs/scenarios.md, "Prompts longer than the context").
+            self.record(
+                gate,
+                Outcome.SKIPPED,
+                f"not run: {first.error}",
+                scenario=info,
+                expected=instance.expected,
+            )
+            return
         if isinstance(first, Refused):
             self.record(
                 gate,
@@ -464,7 +451,7 @@ class CellRunner:
             if isinstance(asked, Lost):
                 return False
             if isinstance(asked, Refused):
-                return True
+                return not asked.unasked  # a candidate too long to ask shows nothing
             return self._judge(candidate, asked, None).outcome is Outcome.FALSIFIED
 
         smallest = shrink(instance, fails, budget=SHRINK_BUDGET)

@@ -14,7 +14,7 @@ import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any, Literal, TypeAlias, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -24,6 +24,7 @@ from apr_qa.backends import Generation, Vocab
 __all__ = [
     "Exit",
     "Failed",
+    "FailureKind",
     "Generate",
     "Generated",
     "Hidden",
@@ -152,11 +153,17 @@ class Hidden(_Array):
     """A float32 ``[layers + 1, tokens, hidden]`` array."""
 
 
+FailureKind: TypeAlias = Literal["error", "context"]
+"""``context``: the prompt does not fit the model's context window, so nothing was
+asked (the cell skips the scenario); ``error``: anything else (evidence against the model)."""
+
+
 @dataclass(frozen=True)
 class Failed:
     """The request could not be honoured; ``error`` is one line (evidence, not a crash)."""
 
     error: str
+    kind: FailureKind = "error"
 
 
 @dataclass(frozen=True)
@@ -237,6 +244,8 @@ def _build(cls: type[Any], fields: dict[str, Any]) -> Message:
     if cls is Generate:
         messages = fields.get("messages")
         fields["messages"] = None if messages is None else tuple(dict(m) for m in messages)
+    if cls is Failed and fields.get("kind", "error") not in get_args(FailureKind):
+        raise ValueError(f"unknown failure kind {fields['kind']!r}")
     if cls in (Tokens, Score, HiddenStates):
         name = "ids" if cls is Tokens else "token_ids"
         fields[name] = tuple(int(i) for i in fields[name])

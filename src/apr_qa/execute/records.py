@@ -99,6 +99,7 @@ class RecordFactory:
             halted=halted,
             playbook=str(playbook.path) if playbook is not None else None,
             playbook_sha256=playbook.sha256 if playbook is not None else None,
+            stands_in_for=playbook.model.stands_in_for if playbook is not None else None,
             shard=self.shard,
             host=host_info(),
             timestamp=now_utc(),

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING
 from apr_qa.checks import Artifact, Stage, registered
 from apr_qa.checks.finding import Finding
 from apr_qa.evidence import EvidenceWriter, HaltKind, Outcome, Record
-from apr_qa.execute.cell import CellJob, CellRunner, Halt, Stop
+from apr_qa.execute.cell import CellJob, CellRunner
+from apr_qa.execute.halt import Halt, Stop
 from apr_qa.execute.progress import Progress
 from apr_qa.execute.records import CellRef, RecordFactory
 from apr_qa.execute.warm import BACKEND_OF_FORMAT, WarmPool

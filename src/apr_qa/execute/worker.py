@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
+from apr_qa.backends import ContextOverflow
 from apr_qa.execute.messages import (
     Exit,
     Failed,
@@ -92,8 +93,13 @@ def serve(inp: IO[bytes], out: IO[bytes]) -> None:
         try:
             backend, reply = _answer(backend, request)
         except Exception as exc:  # a model failing is a reply: the parent turns it into evidence
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            reply = Failed(f"{type(exc).__name__}: {message}")
+            if isinstance(exc, ContextOverflow):
+                # A prompt too long for the context asked nothing: typed, so the cell skips it.
+                reply = Failed(exc.detail, "context")
+            else:
+                text = str(exc).strip()
+                message = text.splitlines()[0] if text else type(exc).__name__
+                reply = Failed(f"{type(exc).__name__}: {message}")
         out.write(encode(reply))
         out.flush()
     if backend is not None:

@@ -2,7 +2,8 @@
 
 Everything a reader needs is inline (CSS, data); a Content-Security-Policy
 forbids any fetch or script, so an output that contains markup stays text.
-Jinja2 autoescaping is on for every value.
+Jinja2 autoescaping is on for every value, and control characters in any value
+(NUL, BEL, ESC from model output) are shown as visible escapes, never written raw.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from apr_qa import __version__
 from apr_qa.evidence import Record
 from apr_qa.report.summary import cell_rows
+from apr_qa.report.visible import visible
 from apr_qa.score import ModelScore, RunScore
 
 __all__ = ["MAX_FAILURES_SHOWN", "heat_color", "html_string", "write_html"]
@@ -113,13 +115,17 @@ def html_string(run: RunScore, *, fail_below: str = "C", title: str = "apr-qa re
         lstrip_blocks=True,
     )
     template = env.get_template("report.html.jinja")
-    return template.render(
-        title=title,
-        run=run,
-        passed=run.passes(fail_below),
-        fail_below=fail_below,
-        models=[_model_view(m) for m in run.models],
-        version=__version__,
+    # The template itself holds no control character, so escaping the whole page
+    # reaches every value (attributes included) and changes nothing else.
+    return visible(
+        template.render(
+            title=title,
+            run=run,
+            passed=run.passes(fail_below),
+            fail_below=fail_below,
+            models=[_model_view(m) for m in run.models],
+            version=__version__,
+        )
     )
 
 

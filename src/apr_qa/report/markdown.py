@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable
 
 from apr_qa.evidence import HaltKind, Record
+from apr_qa.report.visible import visible
 from apr_qa.score import GatewayVerdict as Verdict
 from apr_qa.score import ModelScore, RunScore
 
@@ -31,16 +32,15 @@ COMMENT_LIMIT_CHARS = 60_000
 COMMENT_MARKER = "<!-- apr-qa-report -->"
 OUTPUT_PREVIEW_CHARS = 600
 
-# Control characters (a terminal would obey ESC sequences) and lone surrogates.
-_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 _INLINE_SPECIAL = re.compile(r"([\\`*_\[\]<>|#])")
 _STATUS_ICON = {"Certified": "✅", "Provisional": "🟡", "Blocked": "❌", "Pending": "⏳"}
 _VERDICT_ICON = {Verdict.PASSED: "✅", Verdict.FAILED: "❌", Verdict.NOT_ASSESSED: "➖"}
 
 
 def printable(text: str) -> str:
-    """Text with control characters and lone surrogates replaced by U+FFFD."""
-    return _UNPRINTABLE.sub("\ufffd", text)
+    """Text with control characters and lone surrogates shown as visible escapes
+    (``\\x1b``): a terminal would obey an ESC sequence, a reader needs to see it."""
+    return visible(text)
 
 
 def escape_inline(text: str) -> str:
@@ -104,7 +104,7 @@ def _overview(run: RunScore, fail_below: str) -> str:
             gates = " | ".join(_VERDICT_ICON[g.verdict] for g in m.gateways)
             total = sum(m.counts.values())
             lines.append(
-                f"| {escape_inline(m.model)} | {m.mqs} | {m.grade} | "
+                f"| {escape_inline(m.label)} | {m.mqs} | {m.grade} | "
                 f"{_STATUS_ICON[m.status]} {m.status} | {gates} | {total} | {len(m.failures)} |"
             )
         lines.append("")
@@ -121,7 +121,7 @@ def _overview(run: RunScore, fail_below: str) -> str:
 
 def _model_section(model: ModelScore) -> str:
     lines = [
-        f"### {escape_inline(model.model)}: MQS {model.mqs}, grade {model.grade}, {model.status}",
+        f"### {escape_inline(model.label)}: MQS {model.mqs}, grade {model.grade}, {model.status}",
         "",
     ]
     if model.halted:

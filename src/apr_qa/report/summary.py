@@ -90,6 +90,7 @@ def _model_json(model: ModelScore, fail_below: str) -> dict[str, Any]:
     total = sum(model.counts.values())
     return {
         "model": model.model,
+        "stands_in_for": list(model.stands_in_for),
         "mqs": model.mqs,
         "grade": model.grade,
         "status": model.status,

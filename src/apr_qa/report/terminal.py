@@ -43,7 +43,7 @@ def verdict_text(
     if not run.models:
         lines.append(style("No evidence records: nothing scored (Pending).", fg="blue", bold=True))
     for m in run.models:
-        head = f"{m.model}: MQS {m.mqs}/1000  grade {m.grade}  {m.status}"
+        head = f"{_one_line(m.label)}: MQS {m.mqs}/1000  grade {m.grade}  {m.status}"
         lines.append(style(head, fg=_STATUS_COLOR[m.status], bold=True))
         gates = "  ".join(f"{g.gateway} {_VERDICT_MARK[g.verdict]}" for g in m.gateways)
         lines.append(f"  gateways: {gates}")
