@@ -194,11 +194,14 @@ def run(playbooks: Loaded | Sequence[Path], config: RunConfig) -> RunResult:
 
     grade = check_grade(config.fail_below)
     loaded = playbooks if isinstance(playbooks, Loaded) else load(playbooks, config.model_path)
-    with Interrupts().installed() as interrupts, _owned(config.output_dir):
+    with contextlib.ExitStack() as stack:
+        interrupts = stack.enter_context(Interrupts().installed())
+        stack.enter_context(_owned(config.output_dir))
         # Start the first workers now: their runtime imports overlap the rest of our start-up.
-        warm = None
+        warm = WarmPool()
         if config.warm_start and config.shard is None:
             warm = WarmPool.for_playbooks(loaded.playbooks, config.workers, config.backends or None)
+        stack.callback(warm.close)  # the engine closes it too; this covers its failing early
         options = RunOptions(
             output_dir=config.output_dir,
             workers=config.workers,
@@ -229,5 +232,6 @@ def report(evidence: Sequence[Path], output_dir: Path, *, fail_below: str = "C")
     read = read_evidence(evidence)
     merged = merge(read.records)
     warnings = (*read.warnings, *merged.warnings)
-    rendered = render_reports(merged.records, output_dir, fail_below=grade, warnings=warnings)
+    with _owned(output_dir):  # not into a directory a run is still writing
+        rendered = render_reports(merged.records, output_dir, fail_below=grade, warnings=warnings)
     return ReportResult(rendered, tuple(warnings))

@@ -5,7 +5,8 @@ before the signal, and leaves no worker behind.
 The sequences are the ones users and CI send: Ctrl-C once, twice, three times
 (impatience); SIGINT then SIGTERM (GitHub cancelling a job); SIGTERM alone (a
 container stopped); SIGHUP (the terminal closed). SIGKILL cannot be handled; what
-it leaves is documented in docs/reliability.md.
+it leaves (the evidence so far, a free directory) is tested in test_output_dir.py
+and documented in docs/reliability.md.
 """
 
 from __future__ import annotations
@@ -18,70 +19,36 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 import xml.etree.ElementTree as ET
 import zlib
 from pathlib import Path
 
 import pytest
 from tests.conftest import REPO
-from tests.execute.own_workers import OWNER_VAR, worker_processes
+from tests.execute.own_workers import worker_processes
+from tests.robustness.real_runs import (
+    START_BOUND_S,
+    complete_lines,
+    decided_ids,
+    start_run,
+    tiny_llama_playbook,
+    wait_for_records,
+    worker_owner,
+)
 
 from apr_qa.evidence import HaltKind, Outcome, read_evidence
 from apr_qa.execute import RunOptions, execute
 from apr_qa.execute.interrupts import Interrupts
-from apr_qa.fixtures import fixture_path
 from apr_qa.playbook import load_playbook
+
+pytestmark = pytest.mark.usefixtures(worker_owner.__name__)
 
 REPORTS = ("summary.json", "junit.xml", "report.html", "summary.md", "comment.md")
 EXIT_BOUND_S = 120
 """How long a signalled run may take to exit before the test calls it a hang. Not a
 timing assertion: a run that stops at all stops in seconds; this only ends the wait."""
-START_BOUND_S = 300
 DELAY_RANGE_S = (0.0, 6.0)
 """Where the signal lands, after the first record: G0 checks, model loads, scenarios."""
-
-
-@pytest.fixture(autouse=True)
-def _worker_owner(monkeypatch: pytest.MonkeyPatch) -> str:
-    """Mark the environment this test's workers inherit (see own_workers.py)."""
-    marker = f"{os.getpid()}-{uuid.uuid4().hex}"
-    monkeypatch.setenv(OWNER_VAR, marker)
-    return marker
-
-
-def _real_playbook(tmp_path: Path) -> Path:
-    """Four cells on the tiny llama (GGUF q8_0 and safetensors, run and chat), 60
-    generated scenarios each: minutes of work, so every signal lands mid-run."""
-    model = fixture_path("tiny-llama")
-    path = tmp_path / "book.yaml"
-    path.write_text(
-        f"name: signals\nmodel: {{id: apr-qa/tiny-llama, path: {model}}}\n"
-        "test_matrix: {modalities: [run, chat], backends: [cpu], formats: [gguf, safetensors],"
-        " quantizations: [q8_0], scenario_count: 60, seed: 3, max_tokens: 16, timeout_ms: 60000}\n"
-        "failure_policy: collect-all\n"
-    )
-    return path
-
-
-def _complete_lines(path: Path) -> list[str]:
-    """The evidence lines written so far, without a last line still being written."""
-    if not path.is_file():
-        return []
-    text = path.read_text(encoding="utf-8", errors="replace")
-    return text.splitlines()[: text.count("\n")]
-
-
-def _decided_ids(lines: list[str]) -> set[str]:
-    return {json.loads(line)["record_id"] for line in lines}
-
-
-def _wait_for_first_record(proc: subprocess.Popen[str], evidence: Path) -> None:
-    deadline = time.monotonic() + START_BOUND_S
-    while not _complete_lines(evidence):
-        assert proc.poll() is None, f"the run ended before its first record: {proc.returncode}"
-        assert time.monotonic() < deadline, "no evidence within the start bound"
-        time.sleep(0.05)
 
 
 SEQUENCES: dict[str, tuple[signal.Signals, ...]] = {
@@ -103,20 +70,21 @@ def test_signals_at_a_random_point_leave_a_complete_interrupted_run(
     delay = random.Random(zlib.crc32(name.encode())).uniform(*DELAY_RANGE_S)
     out = tmp_path / "out"
     evidence = out / "evidence.jsonl"
-    book = _real_playbook(tmp_path)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "apr_qa.cli", "run", "-w", "2", "-o", str(out), str(book)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=REPO,
-        start_new_session=True,  # our signals reach this run only, not pytest
+    # Four cells (GGUF and safetensors, run and chat), 60 generated scenarios each:
+    # minutes of work, so every signal lands mid-run.
+    book = tiny_llama_playbook(
+        tmp_path,
+        "signals",
+        formats="[gguf, safetensors]",
+        modalities="[run, chat]",
+        scenario_count=60,
     )
+    proc = start_run("-w", "2", "-o", str(out), str(book))
     try:
-        _wait_for_first_record(proc, evidence)
+        wait_for_records(proc, evidence)
         time.sleep(delay)
         assert proc.poll() is None, "the run finished before the signal: make it longer"
-        before = _decided_ids(_complete_lines(evidence))
+        before = decided_ids(complete_lines(evidence))
         for i, sig in enumerate(signals):
             if i:
                 time.sleep(0.1)
@@ -184,9 +152,9 @@ def test_sigints_into_a_run_that_owns_its_signals_return_an_interrupted_outcome(
     def interrupt() -> None:
         deadline = time.monotonic() + START_BOUND_S
         # Both answered scenarios of the run cell decided: its worker now hangs.
-        while len(_complete_lines(evidence)) < 4 and time.monotonic() < deadline:
+        while len(complete_lines(evidence)) < 4 and time.monotonic() < deadline:
             time.sleep(0.05)
-        before.update(_decided_ids(_complete_lines(evidence)))
+        before.update(decided_ids(complete_lines(evidence)))
         for _ in range(count):
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(0.1)
@@ -268,19 +236,6 @@ PHASES = {
 }
 
 
-def _small_playbook(tmp_path: Path) -> Path:
-    model = fixture_path("tiny-llama")
-    path = tmp_path / "small.yaml"
-    path.write_text(
-        f"name: small\nmodel: {{id: apr-qa/tiny-llama, path: {model}}}\n"
-        "test_matrix: {modalities: [run], backends: [cpu], formats: [gguf],"
-        " quantizations: [q8_0], scenario_count: 0, max_tokens: 16}\n"
-        "scenarios:\n"
-        "  - {name: add, prompt: 'What is 2 + 3?', oracle: arithmetic, expected: 5}\n"
-    )
-    return path
-
-
 def _run_signalled(
     tmp_path: Path, phase: str, sig: signal.Signals
 ) -> subprocess.CompletedProcess[str]:
@@ -288,7 +243,15 @@ def _run_signalled(
     code = _INJECT.format(module=module, attr=attr, signal=sig.name)
     out = tmp_path / "out"
     return subprocess.run(
-        [sys.executable, "-c", code, "run", "-o", str(out), str(_small_playbook(tmp_path))],
+        [
+            sys.executable,
+            "-c",
+            code,
+            "run",
+            "-o",
+            str(out),
+            str(tiny_llama_playbook(tmp_path, "small")),
+        ],
         capture_output=True,
         text=True,
         cwd=REPO,
