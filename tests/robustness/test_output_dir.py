@@ -243,7 +243,10 @@ signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, resource.RLIM_INFINITY))
 from apr_qa.cli import main
 sys.argv = ["apr-qa", *sys.argv[1:]]
-main()
+try:
+    main()
+finally:  # the limit is for the reports: lift it for exit hooks (coverage saves its data)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
 """
 
 
