@@ -179,18 +179,29 @@ def trust_warnings(playbooks: Sequence[Playbook], config: RunConfig) -> list[str
 def run(playbooks: Loaded | Sequence[Path], config: RunConfig) -> RunResult:
     """Load (unless given :func:`load`'s result), run and report: evidence streamed to
     ``output_dir/evidence.jsonl`` (a new run replaces the last one's there), then every
-    report beside it."""
+    report beside it.
+
+    From the output directory's lock to the last report, SIGINT, SIGTERM and SIGHUP
+    (in the main thread) stop the run instead of the process: what finished is
+    reported, marked interrupted, and the exit code is 130. One that arrives after
+    the last check, while the reports are written, leaves them complete and still
+    makes the exit code 130, so a script that was interrupted stops.
+    """
     from apr_qa.execute import RunOptions, execute
+    from apr_qa.execute.interrupts import Interrupts
     from apr_qa.execute.warm import WarmPool
     from apr_qa.report import check_grade, render_reports
 
     grade = check_grade(config.fail_below)
     loaded = playbooks if isinstance(playbooks, Loaded) else load(playbooks, config.model_path)
-    with _owned(config.output_dir):
+    with contextlib.ExitStack() as stack:
+        interrupts = stack.enter_context(Interrupts().installed())
+        stack.enter_context(_owned(config.output_dir))
         # Start the first workers now: their runtime imports overlap the rest of our start-up.
-        warm = None
+        warm = WarmPool()
         if config.warm_start and config.shard is None:
             warm = WarmPool.for_playbooks(loaded.playbooks, config.workers, config.backends or None)
+        stack.callback(warm.close)  # the engine closes it too; this covers its failing early
         options = RunOptions(
             output_dir=config.output_dir,
             workers=config.workers,
@@ -201,11 +212,13 @@ def run(playbooks: Loaded | Sequence[Path], config: RunConfig) -> RunResult:
             convert_missing=config.convert_missing,
             progress=config.progress,
         )
-        outcome = execute(loaded.playbooks, options, warm=warm)
+        outcome = execute(loaded.playbooks, options, warm=warm, interrupts=interrupts)
         warnings = (*loaded.warnings, *trust_warnings(loaded.playbooks, config))
-        if outcome.cells == 0:
-            return RunResult(loaded.playbooks, outcome, None, warnings)
-        rendered = render_reports(outcome.records, config.output_dir, fail_below=grade)
+        rendered = None
+        if outcome.cells:
+            rendered = render_reports(outcome.records, config.output_dir, fail_below=grade)
+        if outcome.interrupted is None:
+            outcome.interrupted = interrupts.received  # after the last check
     return RunResult(loaded.playbooks, outcome, rendered, warnings)
 
 
@@ -219,5 +232,6 @@ def report(evidence: Sequence[Path], output_dir: Path, *, fail_below: str = "C")
     read = read_evidence(evidence)
     merged = merge(read.records)
     warnings = (*read.warnings, *merged.warnings)
-    rendered = render_reports(merged.records, output_dir, fail_below=grade, warnings=warnings)
+    with _owned(output_dir):  # not into a directory a run is still writing
+        rendered = render_reports(merged.records, output_dir, fail_below=grade, warnings=warnings)
     return ReportResult(rendered, tuple(warnings))

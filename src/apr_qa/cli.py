@@ -6,11 +6,15 @@ documented exit code; Python tracebacks are for bugs only.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -27,13 +31,34 @@ F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("apr_qa")
 
 
+def _raise_interrupt(signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+@contextlib.contextmanager
+def _terminations_as_interrupts() -> Iterator[None]:
+    """SIGTERM and SIGHUP end a command the way Ctrl-C does (one line, exit 130), not
+    silently by the default action (exit 143 or 129). While a run owns its output
+    directory, :func:`apr_qa.api.run` catches all three itself and writes the reports."""
+    previous = {}
+    if threading.current_thread() is threading.main_thread():  # else Python cannot
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            previous[sig] = signal.signal(sig, _raise_interrupt)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def _guarded(func: F) -> F:
     """Run a command body, turning our errors and Ctrl-C into exit codes."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return func(*args, **kwargs)
+            with _terminations_as_interrupts():
+                return func(*args, **kwargs)
         except AprQaError as exc:
             for line in exc.lines():
                 click.echo(
@@ -286,6 +311,12 @@ def run(
     if not quiet:
         for model, reason in result.outcome.halted.items():
             click.echo(f"apr-qa: {model}: halted: {reason}", err=True)
+        late = result.outcome.interrupted
+        if late is not None and not result.outcome.halted:
+            click.echo(
+                f"apr-qa: interrupted by {late.name} after the last check; the reports are complete",
+                err=True,
+            )
         click.echo(
             verdict_text(
                 result.report.run,

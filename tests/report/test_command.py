@@ -28,7 +28,14 @@ def test_clean_run_exits_zero_and_writes_every_report(tmp_path: Path) -> None:
     code, out, _ = _report(str(ev), "--output", str(tmp_path / "out"))
     assert code == 0, out
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert names == ["comment.md", "junit.xml", "report.html", "summary.json", "summary.md"]
+    assert names == [
+        ".apr-qa.lock",  # the directory's owner lock: a run cannot write there meanwhile
+        "comment.md",
+        "junit.xml",
+        "report.html",
+        "summary.json",
+        "summary.md",
+    ]
     assert "org/clean: MQS 1000/1000  grade A+  Certified" in out
 
 

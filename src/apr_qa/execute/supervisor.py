@@ -19,7 +19,6 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING
 
 from apr_qa.checks import Artifact, Stage, registered
@@ -27,6 +26,7 @@ from apr_qa.checks.finding import Finding
 from apr_qa.evidence import EvidenceWriter, HaltKind, Outcome, Record
 from apr_qa.execute.cell import CellJob, CellRunner
 from apr_qa.execute.halt import Halt, Stop
+from apr_qa.execute.interrupts import INTERRUPT_SIGNALS, Interrupts
 from apr_qa.execute.progress import Progress
 from apr_qa.execute.records import CellRef, RecordFactory
 from apr_qa.execute.warm import BACKEND_OF_FORMAT, WarmPool
@@ -37,12 +37,9 @@ from apr_qa.playbook.model import FailurePolicy, Playbook
 if TYPE_CHECKING:
     from apr_qa.models.sources import Resolution
 
-__all__ = ["INTERRUPT_SIGNALS", "RunOptions", "RunOutcome", "execute"]
+__all__ = ["INTERRUPT_SIGNALS", "Interrupts", "RunOptions", "RunOutcome", "execute"]
 
 _FAILED = (Outcome.FALSIFIED, Outcome.TIMEOUT, Outcome.CRASHED)
-
-INTERRUPT_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-"""Each stops the run the same way: workers killed, what finished kept, reports written."""
 
 
 @dataclass(frozen=True)
@@ -299,13 +296,13 @@ class _Run:
             for finding in check.check(mine, playbook):
                 self.record(playbook, finding, ref)
 
-    def interrupt(self, signum: int, _frame: FrameType | None) -> None:
-        """Signal handler: sets state and kills worker process groups; no lock, no I/O,
-        so a second or third signal arriving inside it is harmless."""
-        name = signal.Signals(signum)
+    def interrupt(self, first: signal.Signals) -> None:
+        """Called from the signal handler (:class:`Interrupts`): sets state and kills
+        worker process groups; no lock, no I/O, so a second or third signal arriving
+        inside it is harmless."""
         if self.outcome.interrupted is None:
-            self.outcome.interrupted = name
-        self.everything.set(Stop(HaltKind.INTERRUPTED, f"interrupted by {name.name}"))
+            self.outcome.interrupted = first
+        self.everything.set(Stop(HaltKind.INTERRUPTED, f"interrupted by {first.name}"))
         for runner in self.runners.copy():
             worker = runner.worker
             if worker is not None:
@@ -360,13 +357,20 @@ class _Run:
 
 
 def execute(
-    playbooks: Sequence[Playbook], options: RunOptions, *, warm: WarmPool | None = None
+    playbooks: Sequence[Playbook],
+    options: RunOptions,
+    *,
+    warm: WarmPool | None = None,
+    interrupts: Interrupts | None = None,
 ) -> RunOutcome:
     """Run playbooks (one shard of them, if asked) and stream the evidence.
 
     SIGINT, SIGTERM and SIGHUP stop the workers at once (repeated signals
     included); what finished stays in the evidence and the outcome says which
-    signal interrupted the run.
+    signal interrupted the run. A caller that goes on working after the engine
+    (writing reports) passes ``interrupts`` it has installed itself, so that a
+    signal after this returns is caught too; one received before this starts
+    leaves every check skipped as interrupted.
     """
     plan = build_plan(playbooks, options.shard)
     if options.backends:
@@ -376,13 +380,9 @@ def execute(
             plan.shard,
         )
     run = _Run(plan, options, warm)
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
-        for sig in INTERRUPT_SIGNALS:
-            previous[sig] = signal.signal(sig, run.interrupt)
-    try:
+    with contextlib.ExitStack() as stack:
+        if interrupts is None:
+            interrupts = stack.enter_context(Interrupts().installed())
+        stack.enter_context(interrupts.attached(run.interrupt))
+        stack.callback(run.warm.close)
         return run.execute()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        run.warm.close()

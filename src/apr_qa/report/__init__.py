@@ -116,6 +116,8 @@ def check_grade(grade: str) -> str:
 def check_report_paths(output_dir: Path) -> None:
     """Refuse, before any work, an output directory the reports could not be written to:
     one that cannot be created, is not writable, or holds a non-file under a report's name."""
+    if output_dir.exists() and not output_dir.is_dir():
+        raise UsageError(f"{output_dir}: exists and is not a directory")
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -143,12 +145,27 @@ def check_report_paths(output_dir: Path) -> None:
             probe.unlink()
 
 
+def _umask() -> int:
+    """The process's umask. Linux reports it in /proc; elsewhere it can only be read by
+    setting it, which is safe here: reports are written after the workers' threads."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path: Path, text: str) -> Path:
     """Write ``text`` to a temporary file beside ``path`` and rename it into place, so a
     failed write never leaves half a report (and never the old one half overwritten)."""
     data = text.encode("utf-8", errors="replace")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        # mkstemp makes the file private (0600); a report is read by CI uploads and
+        # other users as any new file is, so give it the mode open() would have.
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         Path(tmp).replace(path)
