@@ -15,6 +15,7 @@ from typing import Any
 
 from apr_qa import __version__
 from apr_qa.evidence import Outcome, Record
+from apr_qa.facts import ModelFacts
 from apr_qa.score import EXECUTED, ModelScore, RunScore
 
 __all__ = [
@@ -86,10 +87,11 @@ def _environment(model: ModelScore) -> list[dict[str, str]]:
     return [json.loads(h) for h in sorted(hosts)]
 
 
-def _model_json(model: ModelScore, fail_below: str) -> dict[str, Any]:
+def _model_json(model: ModelScore, fail_below: str, facts: ModelFacts | None) -> dict[str, Any]:
     total = sum(model.counts.values())
     return {
         "model": model.model,
+        "facts": facts.summary_json() if facts is not None else None,
         "mqs": model.mqs,
         "grade": model.grade,
         "status": model.status,
@@ -119,6 +121,7 @@ def _model_json(model: ModelScore, fail_below: str) -> dict[str, Any]:
         "halted": str(model.halted_by) if model.halted_by is not None else None,
         "halted_reason": model.halted,
         "duration_s": model.duration_s,
+        "evaluated_at": max((r.timestamp for r in model.records), default=None) or None,
         "playbooks": [{"path": p, "sha256": s} for p, s in model.playbooks],
         "unknown_gates": list(model.unknown_gates),
         "run_ids": sorted({r.run_id for r in model.records}),
@@ -139,7 +142,7 @@ def summary_json(run: RunScore, *, fail_below: str = "C") -> dict[str, Any]:
         "passed": run.passes(fail_below),
         "fail_below": fail_below,
         "warnings": list(run.warnings),
-        "models": [_model_json(m, fail_below) for m in run.models],
+        "models": [_model_json(m, fail_below, run.facts.get(m.model)) for m in run.models],
     }
 
 
