@@ -126,13 +126,15 @@ class Registry:
     rows: tuple[Row, ...]
 
 
-def sort_key(row: Row) -> tuple[str, int, Decimal, str, str]:
-    """Family, then parameter count parsed numerically (135M < 1.5B < 7B), then id."""
+def sort_key(row: Row) -> tuple[bool, str, int, Decimal, str, str]:
+    """Family (rows without one last), then parameter count parsed numerically
+    (135M < 1.5B < 7B; unknown last), then model id and playbook."""
     try:
         size, unknown = parse_parameters(row.parameters), 0
     except ValueError:
         size, unknown = Decimal(0), 1  # an unknown size sorts after its family's known ones
-    return (row.family.casefold(), unknown, size, row.model.casefold(), row.playbook)
+    family = row.family.casefold()
+    return (not family, family, unknown, size, row.model.casefold(), row.playbook)
 
 
 def _number(text: str) -> Decimal | None:
