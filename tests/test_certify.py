@@ -558,3 +558,35 @@ def test_certify_is_idempotent_and_keeps_text_outside_the_markers(
         text = readme.read_bytes().decode()
         assert text.startswith(f"{outside[0]}\n{START}") and text.endswith(f"{END}\n{outside[1]}")
         assert len(_table_rows(text)) == len(rows)
+
+
+def test_a_summary_whose_status_contradicts_its_numbers_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "README.md").write_text(README)
+    summary = _summary(tmp_path, _blocked_records("org/m", "2026-02-01T00:00:00+00:00"))
+    document = json.loads(summary.read_text())
+    document["models"][0]["status"] = "Provisional"  # a gateway failed: it is Blocked
+    summary.write_text(json.dumps(document))
+    with pytest.raises(CertifyError, match=r"summary.json: org/m: a failed gateway means"):
+        _certify(tmp_path, summary)
+    assert (tmp_path / "README.md").read_text() == README
+    assert not (tmp_path / "docs" / "models.csv").exists()
+    summary.write_text("{}")
+    with pytest.raises(CertifyError, match=r"not a valid summary.json"):
+        _certify(tmp_path, summary)
+
+
+def test_a_crlf_readme_stays_crlf_and_a_missing_one_is_created_only_on_append(
+    tmp_path: Path,
+) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_bytes(README.replace("\n", "\r\n").encode())
+    _certify(tmp_path)
+    data = readme.read_bytes()
+    assert b"\r\n| Status | Count |\r\n" in data and data.count(b"\n") == data.count(b"\r\n")
+    assert data.startswith(b"# Models\r\n\r\nIntro.\r\n\r\n" + START.encode() + b"\r\n")
+    assert _certify(tmp_path, now=T1).written == ()
+    readme.unlink()
+    with pytest.raises(CertifyError, match="no such README"):
+        _certify(tmp_path)
+    _certify(tmp_path, append=True)
+    assert readme.read_text().startswith("## Model Certifications\n\n" + START)

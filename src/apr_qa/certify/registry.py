@@ -36,6 +36,7 @@ __all__ = [
     "parse_registry",
     "read_registry",
     "registry_text",
+    "row_problems",
     "sort_key",
 ]
 
@@ -145,8 +146,9 @@ def _number(text: str) -> Decimal | None:
     return value if value.is_finite() else None
 
 
-def _problems(row: Row) -> list[str]:
-    """What is wrong with a row, by the status rules of docs/scoring.md."""
+def row_problems(row: Row) -> list[str]:
+    """What is wrong with a row: its values, and its status and grade against its own
+    numbers by the rules of docs/scoring.md (empty when nothing is)."""
     out: list[str] = []
     if not row.model.strip():
         out.append("model is empty")
@@ -255,8 +257,7 @@ def parse_registry(text: str, where: str) -> Registry:
             problems.append(f"{where}:{line}: {len(values)} values for {len(header)} columns")
             continue
         row = _row(dict(zip(header, values, strict=True)))
-        row_problems = _problems(row)
-        problems.extend(f"{where}:{line}: {row.model or 'row'}: {p}" for p in row_problems)
+        problems.extend(f"{where}:{line}: {row.model or 'row'}: {p}" for p in row_problems(row))
         if row.key in seen:
             problems.append(
                 f"{where}:{line}: {row.model} with playbook {row.playbook!r} is already "

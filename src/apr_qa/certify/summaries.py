@@ -21,6 +21,7 @@ from apr_qa.certify.registry import (
     NOT_RUN,
     CertifyError,
     Row,
+    row_problems,
 )
 from apr_qa.score import Status
 
@@ -105,7 +106,13 @@ def rows_from_summary(path: Path, now: datetime) -> list[Incoming]:
     for model in document["models"]:
         facts = model.get("facts") or {}
         declared = bool(facts) and facts["family"] != facts["architecture"]
-        out.append(Incoming(_row(model, evidence, now), declared))
+        row = _row(model, evidence, now)
+        # Checked as the registry will check it on its next read, so a summary edited
+        # by hand into a contradiction never reaches the README.
+        problems = row_problems(row)
+        if problems:
+            raise CertifyError([f"{path}: {row.model}: {p}" for p in problems])
+        out.append(Incoming(row, declared))
     return out
 
 
