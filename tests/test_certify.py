@@ -590,3 +590,13 @@ def test_a_crlf_readme_stays_crlf_and_a_missing_one_is_created_only_on_append(
         _certify(tmp_path)
     _certify(tmp_path, append=True)
     assert readme.read_text().startswith("## Model Certifications\n\n" + START)
+
+
+def test_certifying_nothing_creates_no_registry(tmp_path: Path) -> None:
+    (tmp_path / "README.md").write_text(README)
+    result = _certify(tmp_path, check=True)
+    assert result.exit_code == 1 and result.out_of_date == (tmp_path / "README.md",)
+    _certify(tmp_path)
+    assert not (tmp_path / "docs").exists()
+    assert "| Pending | 0/0 |" in (tmp_path / "README.md").read_text()
+    assert _certify(tmp_path, check=True).exit_code == 0

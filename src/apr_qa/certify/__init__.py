@@ -70,8 +70,9 @@ def plan_certification(
     changes: dict[Path, str] = {}
     text = registry_text(Registry(current.header, tuple(rows)))
     old = _read(registry)
-    # An unchanged registry keeps its bytes even when written by hand in another order.
-    if old is None or registry_text(current) != text:
+    # An unchanged registry keeps its bytes even when written by hand in another order;
+    # certifying nothing into no registry creates none.
+    if (old is None and rows) or (old is not None and registry_text(current) != text):
         changes[registry] = text
     if readme is not None:
         old_readme = _read(readme)
