@@ -7,6 +7,7 @@ founding document's own text, copied verbatim into tests/fixtures/certify.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import tempfile
@@ -600,3 +601,44 @@ def test_certifying_nothing_creates_no_registry(tmp_path: Path) -> None:
     assert not (tmp_path / "docs").exists()
     assert "| Pending | 0/0 |" in (tmp_path / "README.md").read_text()
     assert _certify(tmp_path, check=True).exit_code == 0
+
+
+def test_profiled_throughput_reaches_the_registry_and_the_table(tmp_path: Path) -> None:
+    (tmp_path / "README.md").write_text(README)
+    model = "org/m"
+    stamp = "2026-02-01T00:00:00+00:00"
+
+    def timed(gate: str, tok_per_s: float, backend: str = "cpu") -> Record:
+        base = rec(gate, model=model, backend=backend, timestamp=stamp)
+        return dataclasses.replace(base, metrics={"tok_per_s": tok_per_s})
+
+    profiled = [
+        *gateways_passed(model, timestamp=stamp),
+        timed("F-PROFILE-CI-001", 10.0),
+        timed("F-PROFILE-CI-002", 30.0),
+        timed("F-PROFILE-CI-001", 12.5),
+        timed("F-PROFILE-CI-001", 7.0, backend="gpu"),
+        timed("F-A1-001", 99.0),  # a scenario's own timing is no profile
+    ]
+    summary = _summary(tmp_path, profiled)
+    assert json.loads(summary.read_text())["models"][0]["throughput"] == [
+        {"format": "gguf", "backend": "cpu", "tok_per_s": 12.5},
+        {"format": "gguf", "backend": "gpu", "tok_per_s": 7.0},
+    ]
+    _certify(tmp_path, summary)
+    row = read_registry(tmp_path / "docs" / "models.csv").rows[0]
+    assert row.tok_s == {"tok_s_gguf_cpu": "12.5", "tok_s_gguf_gpu": "7"}
+    table = (tmp_path / "README.md").read_text()
+    assert "| G4 | tok/s gguf cpu | tok/s gguf gpu |" in table
+    assert _table_rows(table)[0][-2:] == ["12.5", "7"]
+    # A newer run that was not profiled: no throughput of the older run's is left behind.
+    newer = _summary(
+        tmp_path, gateways_passed(model, timestamp="2026-03-01T00:00:00+00:00"), name="newer"
+    )
+    assert json.loads(newer.read_text())["models"][0]["throughput"] == []
+    _certify(tmp_path, newer)
+    assert read_registry(tmp_path / "docs" / "models.csv").rows[0].tok_s == {
+        "tok_s_gguf_cpu": "",
+        "tok_s_gguf_gpu": "",
+    }
+    assert "tok/s" not in (tmp_path / "README.md").read_text()

@@ -8,6 +8,7 @@ evidence that carries none, keeps what the registry already says.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from apr_qa.certify.registry import (
     NO_GRADE,
     NOT_ASSESSED,
     NOT_RUN,
+    TOK_S_PREFIX,
     CertifyError,
     Row,
     row_problems,
@@ -93,7 +95,15 @@ def _row(model: Mapping[str, Any], evidence: str, now: datetime) -> Row:
         playbook_sha256=";".join(p["sha256"] or "" for p in playbooks if p["sha256"]),
         evidence=evidence,
         last_certified=utc_stamp(stamp) if stamp else now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        tok_s={
+            f"{TOK_S_PREFIX}{_slug(t['format'])}_{_slug(t['backend'])}": _points(t["tok_per_s"])
+            for t in model.get("throughput", ())
+        },
     )
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", text.lower()) or "x"
 
 
 def rows_from_summary(path: Path, now: datetime) -> list[Incoming]:
@@ -132,7 +142,9 @@ def _keep_facts(new: Row, old: Row, declared_family: bool) -> Row:
         new = replace(new, parameters=old.parameters, size_category=old.size_category)
     if old.family and not declared_family:
         new = replace(new, family=old.family)
-    return replace(new, extra=old.extra, tok_s={**old.tok_s, **new.tok_s})
+    # Unknown columns are the maintainer's and stay; a throughput belongs to the run
+    # that measured it, so an unprofiled newer run leaves it empty.
+    return replace(new, extra=old.extra)
 
 
 def apply(rows: Sequence[Row], incoming: Sequence[Incoming]) -> tuple[list[Row], Update]:
