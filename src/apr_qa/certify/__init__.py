@@ -86,13 +86,7 @@ def plan_certification(
             path = badges_dir / name
             if _read(path) != body:
                 changes[path] = body
-    return CertifyPlan(
-        changes,
-        tuple(update.added),
-        tuple(update.replaced),
-        tuple(update.kept),
-        len(rows),
-    )
+    return CertifyPlan(changes, update.added, update.replaced, update.kept, len(rows))
 
 
 def _write(path: Path, text: str) -> None:

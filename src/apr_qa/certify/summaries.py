@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -126,13 +126,14 @@ def rows_from_summary(path: Path, now: datetime) -> list[Incoming]:
     return out
 
 
+@dataclass(frozen=True)
 class Update:
-    """What applying summaries did: rows added, replaced, and kept because newer."""
+    """What applying summaries did (one line each): rows added, replaced, and rows
+    kept because the registry's certification is newer than the summary's."""
 
-    def __init__(self) -> None:
-        self.added: list[str] = []
-        self.replaced: list[str] = []
-        self.kept: list[str] = []
+    added: tuple[str, ...]
+    replaced: tuple[str, ...]
+    kept: tuple[str, ...]
 
 
 def _keep_facts(new: Row, old: Row, declared_family: bool) -> Row:
@@ -151,26 +152,23 @@ def apply(rows: Sequence[Row], incoming: Sequence[Incoming]) -> tuple[list[Row],
     """Merge ``incoming`` rows into ``rows`` by (model, playbook): a newer or equally new
     certification replaces the row; an older one never does. Unknown columns stay."""
     table = {r.key: r for r in rows}
-    update = Update()
+    added: list[str] = []
+    replaced: list[str] = []
+    kept: list[str] = []
     for new, declared in incoming:
         old = table.get(new.key)
-        if old is None:
+        placeholder = table.get((new.model, ""))
+        if old is None and placeholder is not None and not placeholder.last_certified:
             # A Pending row registered by hand (no playbook yet) is the same model.
-            placeholder = next(
-                (r for k, r in table.items() if k == (new.model, "") and not r.last_certified),
-                None,
-            )
-            if placeholder is not None:
-                del table[placeholder.key]
-                old = placeholder
+            old = table.pop(placeholder.key)
         label = f"{new.model} ({new.playbook or 'no playbook'})"
         if old is not None and old.last_certified > new.last_certified:
-            update.kept.append(f"{label}: the registry holds a newer certification")
+            kept.append(f"{label}: the registry holds a newer certification")
             continue
         if old is not None:
             new = _keep_facts(new, old, declared)
-            update.replaced.append(label)
+            replaced.append(label)
         else:
-            update.added.append(label)
+            added.append(label)
         table[new.key] = new
-    return list(table.values()), update
+    return list(table.values()), Update(tuple(added), tuple(replaced), tuple(kept))
