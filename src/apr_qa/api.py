@@ -27,16 +27,21 @@ from apr_qa.errors import ExitCode, PlaybookError, Problem, UsageError
 from apr_qa.playbook.model import Device, FailurePolicy
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
+    from apr_qa.certify import CertifyPlan
     from apr_qa.execute.supervisor import RunOutcome
     from apr_qa.plan import Shard
     from apr_qa.playbook import Playbook
     from apr_qa.report import RenderResult
 
 __all__ = [
+    "CertifyResult",
     "Loaded",
     "ReportResult",
     "RunConfig",
     "RunResult",
+    "certify",
     "load",
     "report",
     "run",
@@ -216,7 +221,9 @@ def run(playbooks: Loaded | Sequence[Path], config: RunConfig) -> RunResult:
         warnings = (*loaded.warnings, *trust_warnings(loaded.playbooks, config))
         rendered = None
         if outcome.cells:
-            rendered = render_reports(outcome.records, config.output_dir, fail_below=grade)
+            rendered = render_reports(
+                outcome.records, config.output_dir, fail_below=grade, facts=outcome.facts
+            )
         if outcome.interrupted is None:
             outcome.interrupted = interrupts.received  # after the last check
     return RunResult(loaded.playbooks, outcome, rendered, warnings)
@@ -233,5 +240,58 @@ def report(evidence: Sequence[Path], output_dir: Path, *, fail_below: str = "C")
     merged = merge(read.records)
     warnings = (*read.warnings, *merged.warnings)
     with _owned(output_dir):  # not into a directory a run is still writing
-        rendered = render_reports(merged.records, output_dir, fail_below=grade, warnings=warnings)
+        rendered = render_reports(
+            merged.records, output_dir, fail_below=grade, warnings=warnings, facts=read.facts
+        )
     return ReportResult(rendered, tuple(warnings))
+
+
+@dataclass(frozen=True)
+class CertifyResult:
+    """What certification changed (or, checking, would change)."""
+
+    plan: CertifyPlan
+    written: tuple[Path, ...]
+    check: bool
+
+    @property
+    def out_of_date(self) -> tuple[Path, ...]:
+        """Files whose bytes differ from what certification gives (checking: none written)."""
+        return tuple(self.plan.files)
+
+    @property
+    def exit_code(self) -> int:
+        """Checking: 1 when a file is out of date; else 0."""
+        if self.check and self.plan.files:
+            return int(ExitCode.FALSIFIED)
+        return int(ExitCode.OK)
+
+
+def certify(
+    summaries: Sequence[Path],
+    *,
+    registry: Path | None = None,
+    readme: Path | None = None,
+    badges: Path | None = None,
+    check: bool = False,
+    append: bool = False,
+    now: datetime | None = None,
+) -> CertifyResult:
+    """Update the model registry from summary.json files, then regenerate the README
+    block between its markers and, with ``badges``, one endpoint badge per model.
+
+    Idempotent: a file is written only when its bytes change. ``check`` writes
+    nothing and says which files are out of date (exit code 1).
+    """
+    from apr_qa.certify import DEFAULT_REGISTRY, certify_files, plan_certification
+
+    plan = plan_certification(
+        summaries,
+        registry=registry or DEFAULT_REGISTRY,
+        readme=readme,
+        badges_dir=badges,
+        append=append,
+        now=now,
+    )
+    written = () if check else certify_files(plan)
+    return CertifyResult(plan, written, check)

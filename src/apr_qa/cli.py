@@ -351,6 +351,65 @@ def convert(src: Path, dst: Path, quant: str) -> None:
     click.echo(f"wrote {out}")
 
 
+@cli.command()
+@click.argument("summaries", nargs=-1, type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--readme",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Regenerate the table between the CERTIFICATION_TABLE markers of this README.",
+)
+@click.option(
+    "--registry",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("docs/certifications/models.csv"),
+    show_default=True,
+    help="The model registry (CSV) to update.",
+)
+@click.option(
+    "--badges",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Write one shields.io endpoint badge (JSON) per model into this directory.",
+)
+@click.option("--check", is_flag=True, help="Change nothing; exit 1 when a file is out of date.")
+@click.option(
+    "--append", is_flag=True, help="Add a certification section to a README without markers."
+)
+@click.pass_context
+@_guarded
+def certify(
+    ctx: click.Context,
+    summaries: tuple[Path, ...],
+    readme: Path | None,
+    registry: Path,
+    badges: Path | None,
+    check: bool,
+    append: bool,
+) -> None:
+    """Certify models from SUMMARY.json files: registry, README table, badges.
+
+    \b
+    Exit codes: 0 done (or, with --check, everything up to date),
+    1 with --check when a file is out of date, 2 bad input.
+    """
+    from apr_qa import api
+
+    result = api.certify(
+        summaries, registry=registry, readme=readme, badges=badges, check=check, append=append
+    )
+    quiet = ctx.obj["quiet"]
+    for line in result.plan.kept if not quiet else ():
+        click.echo(f"apr-qa: kept: {line}", err=True)
+    if check:
+        for path in result.out_of_date:
+            click.echo(f"apr-qa: out of date: {path}", err=True)
+        if not quiet and not result.out_of_date:
+            click.echo("apr-qa: certification up to date", err=True)
+    elif not quiet:
+        what = ", ".join(str(p) for p in result.written) or "nothing changed"
+        click.echo(f"apr-qa: certified {result.plan.rows} row(s): {what}", err=True)
+    sys.exit(result.exit_code)
+
+
 from apr_qa.report.command import report_command  # noqa: E402
 
 cli.add_command(report_command)

@@ -21,11 +21,14 @@ from enum import StrEnum
 from functools import cache
 from importlib import metadata, resources
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from apr_qa.bounded import JsonOutOfBounds, loads_bounded
 from apr_qa.errors import UsageError
 from apr_qa.gates import Category, Severity
+
+if TYPE_CHECKING:
+    from apr_qa.facts import ModelFacts
 
 __all__ = [
     "MAX_OUTPUT_CHARS",
@@ -281,6 +284,14 @@ class EvidenceWriter:
             os.fsync(self._fh.fileno())
         self.count += 1
 
+    def write_facts(self, facts: ModelFacts) -> None:
+        """Append a model's facts (a line of its own kind, not a record)."""
+        line = json.dumps(facts.to_json(), ensure_ascii=False) + "\n"
+        self._fh.write(line.encode("utf-8", errors="backslashreplace"))
+        self._fh.flush()
+        if self._fsync:
+            os.fsync(self._fh.fileno())
+
     def write_all(self, records: Iterable[Record]) -> None:
         """Append several records."""
         for record in records:
@@ -311,6 +322,8 @@ class ReadResult:
 
     records: list[Record]
     warnings: list[str]
+    facts: list[ModelFacts] = field(default_factory=list)
+    """Model facts lines (:mod:`apr_qa.facts`), every one read; ``latest_facts`` picks."""
 
 
 def _iter_lines(path: Path) -> Iterator[tuple[int, str | None, bool]]:
@@ -337,9 +350,13 @@ def read_evidence(paths: Iterable[Path]) -> ReadResult:
     """
     from jsonschema import Draft202012Validator
 
+    from apr_qa.facts import FACTS_KIND, ModelFacts, facts_schema
+
     validator = Draft202012Validator(record_schema())
+    facts_validator = Draft202012Validator(facts_schema())
     records: list[Record] = []
     warnings: list[str] = []
+    facts: list[ModelFacts] = []
     for path in paths:
         if not path.is_file():
             raise UsageError(f"{path}: evidence file not found")
@@ -363,6 +380,16 @@ def read_evidence(paths: Iterable[Path]) -> ReadResult:
             if not isinstance(data, dict):
                 warnings.append(f"{where}: not an evidence record, skipped")
                 continue
+            if data.get("kind") == FACTS_KIND:
+                problem = next(iter(facts_validator.iter_errors(data)), None)
+                if problem is not None:
+                    at = "/".join(str(p) for p in problem.absolute_path) or "facts"
+                    warnings.append(
+                        f"{where}: invalid model facts ({at}: {problem.message}), skipped"
+                    )
+                else:
+                    facts.append(ModelFacts.from_json(data))
+                continue
             version = data.get("schema_version")
             if isinstance(version, int) and version > SCHEMA_VERSION:
                 warnings.append(
@@ -379,4 +406,4 @@ def read_evidence(paths: Iterable[Path]) -> ReadResult:
             seen += 1
         if seen == 0:
             warnings.append(f"{path}: no evidence records")
-    return ReadResult(records, warnings)
+    return ReadResult(records, warnings, facts)

@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from fractions import Fraction
 
 from apr_qa.evidence import HaltKind, Outcome, Record
+from apr_qa.facts import ModelFacts
 from apr_qa.gates import CATEGORY_WEIGHTS, GATEWAYS, Category, Gate, lookup
 
 __all__ = [
@@ -157,6 +158,9 @@ class RunScore:
 
     models: tuple[ModelScore, ...]
     warnings: tuple[str, ...]
+    facts: Mapping[str, ModelFacts] = field(default_factory=dict)
+    """Each model's facts, by model (:func:`apr_qa.facts.latest_facts`); none for a model
+    whose artifacts were never read (a fake backend, evidence from an older apr-qa)."""
 
     @property
     def status(self) -> Status:

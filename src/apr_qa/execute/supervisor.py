@@ -10,6 +10,7 @@ evidence checks over each model's records.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import threading
@@ -35,6 +36,7 @@ from apr_qa.plan import Cell, Plan, Shard, build_plan
 from apr_qa.playbook.model import FailurePolicy, Playbook
 
 if TYPE_CHECKING:
+    from apr_qa.facts import ModelFacts
     from apr_qa.models.sources import Resolution
 
 __all__ = ["INTERRUPT_SIGNALS", "Interrupts", "RunOptions", "RunOutcome", "execute"]
@@ -66,6 +68,8 @@ class RunOutcome:
     interrupted: signal.Signals | None = None
     halted: dict[str, str] = field(default_factory=dict)
     cells: int = 0
+    facts: list[ModelFacts] = field(default_factory=list)
+    """Each model's facts (family, architecture, parameters), as written to the evidence."""
 
 
 class _Run:
@@ -163,10 +167,33 @@ class _Run:
                     self.artifact_stage(artifact)
                 jobs.append(job)
         if self.options.backend_override is None:
+            self.model_facts(playbook, tuple(artifacts.values()))
             for check in registered(Stage.MODEL):
                 for finding in check.check(playbook, tuple(artifacts.values())):
                     self.record(playbook, finding, CellRef(model.id))
         return jobs
+
+    def model_facts(self, playbook: Playbook, artifacts: Sequence[Artifact]) -> None:
+        """Count the model's facts once, from its safetensors checkpoint when it has one
+        (the reference), else its first GGUF; nothing is written when none can be read."""
+        from apr_qa.evidence import now_utc
+        from apr_qa.facts import count_facts
+
+        def preference(a: Artifact) -> tuple[bool, str]:
+            return (a.ref.format != "safetensors", str(a.ref))
+
+        for artifact in sorted(artifacts, key=preference):
+            where = f"{artifact.ref.format}.{artifact.ref.quantization}"
+            facts = count_facts(
+                playbook.model.id, artifact.path, where, family=playbook.model.family
+            )
+            if facts is None:
+                continue
+            stamped = dataclasses.replace(facts, run_id=self.factory.run_id, timestamp=now_utc())
+            with self.lock:
+                self.writer.write_facts(stamped)
+                self.outcome.facts.append(stamped)
+            return
 
     def artifact_stage(self, artifact: Artifact) -> None:
         """Every artifact-stage check on one artifact, once."""

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from apr_qa.errors import ExitCode, UsageError
 from apr_qa.evidence import Record
+from apr_qa.facts import ModelFacts, latest_facts
 from apr_qa.score import GRADES, RunScore, score
 
 __all__ = [
@@ -182,16 +183,18 @@ def render_reports(
     *,
     fail_below: str = "C",
     warnings: Iterable[str] = (),
+    facts: Iterable[ModelFacts] = (),
 ) -> RenderResult:
     """Score ``records`` and write every report of :data:`RENDERERS` into ``output_dir``.
 
     Every record names its playbook and its sha256, which is what the reports
     show, so re-rendering from evidence alone gives the same files. ``warnings``
-    (e.g. from :func:`apr_qa.evidence.read_evidence`) appear in every report.
+    (e.g. from :func:`apr_qa.evidence.read_evidence`) appear in every report; of
+    ``facts``, each model's newest reaches summary.json.
     """
     fail_below = check_grade(fail_below)
     scored = score(records)
-    run = RunScore(scored.models, (*warnings, *scored.warnings))
+    run = RunScore(scored.models, (*warnings, *scored.warnings), latest_facts(facts))
     check_report_paths(output_dir)
     paths: dict[str, Path] = {}
     for name, (file, renderer) in RENDERERS.items():

@@ -7,6 +7,7 @@ evidence (in any order, from any number of shard files) gives the same bytes.
 from __future__ import annotations
 
 import json
+import statistics
 from collections import defaultdict
 from functools import cache
 from importlib import resources
@@ -15,6 +16,8 @@ from typing import Any
 
 from apr_qa import __version__
 from apr_qa.evidence import Outcome, Record
+from apr_qa.facts import ModelFacts
+from apr_qa.gates import Category, lookup
 from apr_qa.score import EXECUTED, ModelScore, RunScore
 
 __all__ = [
@@ -24,6 +27,7 @@ __all__ = [
     "failure_json",
     "summary_json",
     "summary_schema",
+    "throughput_rows",
     "write_summary",
 ]
 
@@ -65,6 +69,24 @@ def cell_rows(model: ModelScore) -> list[dict[str, Any]]:
     return rows
 
 
+def throughput_rows(model: ModelScore) -> list[dict[str, Any]]:
+    """Median tokens per second per format × backend, from profile records (PERF gates
+    that measured ``tok_per_s``); empty when the model was not profiled. Scenario
+    generations also time themselves, but on a shared runner between checks: a
+    throughput claim is the profile's to make."""
+    groups: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for r in model.records:
+        gate = lookup(r.gate)
+        if gate is None or gate.category is not Category.PERF or r.outcome not in EXECUTED:
+            continue
+        if "tok_per_s" in r.metrics:
+            groups[(r.format or "-", r.backend or "-")].append(float(r.metrics["tok_per_s"]))
+    return [
+        {"format": fmt, "backend": backend, "tok_per_s": round(statistics.median(values), 2)}
+        for (fmt, backend), values in sorted(groups.items())
+    ]
+
+
 def failure_json(record: Record) -> dict[str, Any]:
     """One failed check, as summary.json and the Markdown report show it."""
     scenario = record.scenario
@@ -86,11 +108,12 @@ def _environment(model: ModelScore) -> list[dict[str, str]]:
     return [json.loads(h) for h in sorted(hosts)]
 
 
-def _model_json(model: ModelScore, fail_below: str) -> dict[str, Any]:
+def _model_json(model: ModelScore, fail_below: str, facts: ModelFacts | None) -> dict[str, Any]:
     total = sum(model.counts.values())
     return {
         "model": model.model,
         "stands_in_for": list(model.stands_in_for),
+        "facts": facts.summary_json() if facts is not None else None,
         "mqs": model.mqs,
         "grade": model.grade,
         "status": model.status,
@@ -120,12 +143,14 @@ def _model_json(model: ModelScore, fail_below: str) -> dict[str, Any]:
         "halted": str(model.halted_by) if model.halted_by is not None else None,
         "halted_reason": model.halted,
         "duration_s": model.duration_s,
+        "evaluated_at": max((r.timestamp for r in model.records), default=None) or None,
         "playbooks": [{"path": p, "sha256": s} for p, s in model.playbooks],
         "unknown_gates": list(model.unknown_gates),
         "run_ids": sorted({r.run_id for r in model.records}),
         "shards": sorted({r.shard for r in model.records if r.shard}),
         "environment": _environment(model),
         "cells": cell_rows(model),
+        "throughput": throughput_rows(model),
         "failures_total": len(model.failures),
         "top_failures": [failure_json(r) for r in model.failures[:TOP_FAILURES]],
     }
@@ -140,7 +165,7 @@ def summary_json(run: RunScore, *, fail_below: str = "C") -> dict[str, Any]:
         "passed": run.passes(fail_below),
         "fail_below": fail_below,
         "warnings": list(run.warnings),
-        "models": [_model_json(m, fail_below) for m in run.models],
+        "models": [_model_json(m, fail_below, run.facts.get(m.model)) for m in run.models],
     }
 
 
