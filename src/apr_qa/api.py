@@ -27,16 +27,20 @@ from apr_qa.errors import ExitCode, PlaybookError, Problem, UsageError
 from apr_qa.playbook.model import Device, FailurePolicy
 
 if TYPE_CHECKING:
+    from apr_qa.baseline import PriorRun
+    from apr_qa.compare import Comparison
     from apr_qa.execute.supervisor import RunOutcome
     from apr_qa.plan import Shard
     from apr_qa.playbook import Playbook
     from apr_qa.report import RenderResult
 
 __all__ = [
+    "CompareResult",
     "Loaded",
     "ReportResult",
     "RunConfig",
     "RunResult",
+    "compare",
     "load",
     "report",
     "run",
@@ -70,6 +74,9 @@ class RunConfig:
     progress: bool = False
     warm_start: bool = True
     """Start the first workers as soon as the playbooks are loaded (overlaps imports)."""
+    baseline: Path | None = None
+    """An earlier run (evidence.jsonl, summary.json or directory) to compare with:
+    overrides every playbook's ``regression.baseline`` (docs/regression.md)."""
 
 
 @dataclass(frozen=True)
@@ -186,6 +193,8 @@ def run(playbooks: Loaded | Sequence[Path], config: RunConfig) -> RunResult:
 
     grade = check_grade(config.fail_below)
     loaded = playbooks if isinstance(playbooks, Loaded) else load(playbooks, config.model_path)
+    if config.baseline is not None:
+        loaded = _with_baseline(loaded, config.baseline)
     with _owned(config.output_dir):
         # Start the first workers now: their runtime imports overlap the rest of our start-up.
         warm = None
@@ -207,6 +216,51 @@ def run(playbooks: Loaded | Sequence[Path], config: RunConfig) -> RunResult:
             return RunResult(loaded.playbooks, outcome, None, warnings)
         rendered = render_reports(outcome.records, config.output_dir, fail_below=grade)
     return RunResult(loaded.playbooks, outcome, rendered, warnings)
+
+
+def _with_baseline(loaded: Loaded, baseline: Path) -> Loaded:
+    """Every playbook compared with ``baseline``; an unreadable one is refused before
+    anything runs (a usage error, not a skipped check nobody asked for)."""
+    import dataclasses
+
+    from apr_qa.baseline import read_run
+    from apr_qa.playbook.model import frozen_map
+
+    read_run(baseline)
+    books = []
+    for book in loaded.playbooks:
+        section = {**book.sections.get("regression", {}), "baseline": str(baseline.resolve())}
+        sections = frozen_map({**book.sections, "regression": section})
+        books.append(dataclasses.replace(book, sections=sections))
+    return Loaded(tuple(books), loaded.warnings)
+
+
+@dataclass(frozen=True)
+class CompareResult:
+    """Two runs compared by check key: the comparison and what reading them warned."""
+
+    before: PriorRun
+    after: PriorRun
+    comparison: Comparison
+    warnings: tuple[str, ...]
+
+    @property
+    def exit_code(self) -> int:
+        """0 when no check regressed, 1 otherwise."""
+        return int(ExitCode.FALSIFIED if self.comparison.regressed else ExitCode.OK)
+
+
+def compare(before: Path, after: Path) -> CompareResult:
+    """Set run ``after`` beside run ``before`` (each an evidence.jsonl, a summary.json or
+    a run directory, shards merged) by stable check key."""
+    from apr_qa.baseline import read_run
+    from apr_qa.compare import compare_records
+
+    was, now = read_run(before), read_run(after)
+    if now.records is None:
+        raise UsageError(f"{after}: no evidence to compare (a summary.json alone keeps no checks)")
+    comparison = compare_records(was.records, now.records, before_views=was.views)
+    return CompareResult(was, now, comparison, (*was.warnings, *now.warnings))
 
 
 def report(evidence: Sequence[Path], output_dir: Path, *, fail_below: str = "C") -> ReportResult:

@@ -233,6 +233,12 @@ def lock(
     help="Allow model code from the checkpoint, for playbooks that also opt in.",
 )
 @click.option("--no-convert", is_flag=True, help="Do not convert missing GGUF quantizations.")
+@click.option(
+    "--baseline",
+    type=click.Path(path_type=Path),
+    help="An earlier run (evidence.jsonl, summary.json or directory): checks that regressed "
+    "against it are F-REGR-BASE failures (exit 1).",
+)
 @click.pass_context
 @_guarded
 def run(
@@ -247,6 +253,7 @@ def run(
     fail_below: str,
     trust_remote_code: bool,
     no_convert: bool,
+    baseline: Path | None,
 ) -> None:
     """Run playbooks on real runtimes; write evidence and reports to --output.
 
@@ -271,6 +278,7 @@ def run(
         convert_missing=not no_convert,
         model_path=model_path,
         progress=sys.stderr.isatty() and not quiet,
+        baseline=baseline,
     )
     from apr_qa.report import check_grade
 
@@ -321,8 +329,10 @@ def convert(src: Path, dst: Path, quant: str) -> None:
 
 
 from apr_qa.report.command import report_command  # noqa: E402
+from apr_qa.report.compare_command import compare_command  # noqa: E402
 
 cli.add_command(report_command)
+cli.add_command(compare_command)
 
 
 def main() -> None:

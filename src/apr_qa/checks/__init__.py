@@ -116,6 +116,7 @@ _BUILTIN_MODULES = (
     "apr_qa.checks.artifact",
     "apr_qa.checks.probe",
     "apr_qa.checks.garbage_rate",
+    "apr_qa.checks.baseline",
 )
 _REGISTRY: dict[Stage, list[Any]] = {stage: [] for stage in Stage}
 _loaded = False
