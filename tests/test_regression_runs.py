@@ -20,35 +20,14 @@ from apr_qa import api
 from apr_qa.cli import cli
 from apr_qa.compare import Comparison
 from apr_qa.evidence import Outcome, Record, read_evidence
-from apr_qa.fixtures import FixturePrompt, fixture_path, load_prompts
+from apr_qa.fixtures import fixture_path
 from apr_qa.plan import parse_shard
 from apr_qa.testing.mutants import build_mutant
+from regression_playbooks import fixture_scenarios
 
 pytestmark = pytest.mark.slow
 
 MODEL_ID = "apr-qa/tiny-llama-pr"
-
-
-def _scenarios(fixture: str, per_modality: int = 6) -> str:
-    """The fixture's own prompts, spread over their kinds (sums, capitals, code, greeting)
-    in each modality, each held to the whole answer the fixture was trained to give."""
-    lines: list[str] = []
-    for modality in ("run", "chat"):
-        kinds: dict[str, list[FixturePrompt]] = {}
-        for p in load_prompts(fixture):
-            if p.modality == modality:
-                kinds.setdefault(p.id.split("-")[0], []).append(p)
-        per_kind = -(-per_modality // len(kinds))
-        for members in kinds.values():
-            for p in members[:: max(1, len(members) // per_kind)][:per_kind]:
-                spec: dict[str, object] = {"name": p.id, "modalities": [modality]}
-                if modality == "run":
-                    spec["prompt"] = p.prompt
-                else:
-                    spec["messages"] = p.chat_messages()
-                spec.update(oracle="exact", value=p.expected)
-                lines.append("  - " + json.dumps(spec))
-    return "\n".join(lines) + "\n"
 
 
 def _playbook(tmp: Path, name: str, model: Path) -> Path:
@@ -61,7 +40,7 @@ def _playbook(tmp: Path, name: str, model: Path) -> Path:
         "test_matrix: {modalities: [run, chat], backends: [cpu], formats: [safetensors],"
         " max_tokens: 32, timeout_ms: 60000}\n"
         "failure_policy: collect-all\n"
-        f"scenarios:\n{_scenarios('tiny-llama')}"
+        f"scenarios:\n{fixture_scenarios('tiny-llama')}"
     )
     return path
 

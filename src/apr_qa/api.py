@@ -41,6 +41,7 @@ __all__ = [
     "RunConfig",
     "RunResult",
     "compare",
+    "golden",
     "load",
     "report",
     "run",
@@ -195,6 +196,7 @@ def run(playbooks: Loaded | Sequence[Path], config: RunConfig) -> RunResult:
     loaded = playbooks if isinstance(playbooks, Loaded) else load(playbooks, config.model_path)
     if config.baseline is not None:
         loaded = _with_baseline(loaded, config.baseline)
+    _check_golden(loaded.playbooks)
     with _owned(config.output_dir):
         # Start the first workers now: their runtime imports overlap the rest of our start-up.
         warm = None
@@ -216,6 +218,29 @@ def run(playbooks: Loaded | Sequence[Path], config: RunConfig) -> RunResult:
             return RunResult(loaded.playbooks, outcome, None, warnings)
         rendered = render_reports(outcome.records, config.output_dir, fail_below=grade)
     return RunResult(loaded.playbooks, outcome, rendered, warnings)
+
+
+def _check_golden(playbooks: Sequence[Playbook]) -> None:
+    """Refuse, before anything runs, a golden file that does not match its hash or was
+    recorded from another model (a usage error: the comparison would mean nothing)."""
+    from apr_qa.checks.golden import golden_of
+    from apr_qa.golden import read_golden
+
+    for book in playbooks:
+        named = golden_of(book)
+        if named is not None:
+            models = tuple(m for m in (book.model.id, book.model.stands_in_for) if m)
+            read_golden(named[0], sha256=named[1], models=models)
+
+
+def golden(playbook: Path, output: Path, model_path: Path | None = None) -> tuple[int, str]:
+    """Record the playbook's golden outputs from its reference artifact into ``output``;
+    returns the number of entries and the file's sha256 (for ``golden.sha256``)."""
+    from apr_qa.golden import record_golden, write_golden
+
+    loaded = load([playbook], model_path)
+    recorded = record_golden(loaded.playbooks[0])
+    return len(recorded.entries), write_golden(output, recorded)
 
 
 def _with_baseline(loaded: Loaded, baseline: Path) -> Loaded:

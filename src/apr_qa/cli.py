@@ -306,6 +306,31 @@ def run(
 
 
 @cli.command()
+@click.argument("playbook", type=click.Path(path_type=Path, dir_okay=False))
+@_model_path_opt
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("golden.jsonl"),
+    show_default=True,
+    help="Golden file to write.",
+)
+@_guarded
+def golden(playbook: Path, model_path: Path | None, output: Path) -> None:
+    """Record the reference artifact's greedy answers to PLAYBOOK's explicit scenarios.
+
+    The reference is the safetensors checkpoint on transformers on the CPU. Name the
+    file in the playbook as `golden: {path: ..., sha256: ...}` (the hash is printed).
+    """
+    from apr_qa import api
+
+    count, digest = api.golden(playbook, output, model_path)
+    click.echo(f"wrote {count} golden entries to {output}")
+    click.echo(f"golden: {{path: {output}, sha256: {digest}}}")
+
+
+@cli.command()
 @click.argument("src", type=click.Path(path_type=Path))
 @click.argument("dst", type=click.Path(path_type=Path))
 @click.option(

@@ -69,6 +69,7 @@ _SECTIONS = (
     "serve",
     "certification",
     "regression",
+    "golden",
 )
 
 

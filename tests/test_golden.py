@@ -1,0 +1,186 @@
+"""Golden outputs on the tiny models: recorded from the clean safetensors checkpoint,
+held by the clean GGUFs within their quantization's threshold, broken by the
+noise-drift and layers-swapped mutants (first divergence shown), and a tampered
+or foreign golden file refused before anything runs."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from apr_qa import api
+from apr_qa.cli import cli
+from apr_qa.errors import UsageError
+from apr_qa.evidence import Outcome, Record
+from apr_qa.fixtures import fixture_path
+from apr_qa.golden import agreement, file_sha256, read_golden
+from apr_qa.testing.mutants import build_mutant
+from regression_playbooks import fixture_scenarios
+
+GATE = "F-REGR-GOLDEN-001"
+
+
+def test_agreement_counts_positions_and_finds_the_first_divergence() -> None:
+    same = agreement([1, 2, 3], [1, 2, 3])
+    assert (same.rate, same.first_divergence) == (1.0, None)
+    moved = agreement([1, 2, 3, 4], [1, 9, 3, 4])
+    assert (moved.rate, moved.first_divergence) == (0.75, 1)
+    shorter = agreement([1, 2, 3, 4], [1, 2])
+    assert (shorter.rate, shorter.first_divergence) == (0.5, 2)
+
+
+def _golden_text(model: str = "apr-qa/pr", ids: tuple[int, ...] = (5, 6)) -> str:
+    header = {"kind": "apr-qa-golden", "schema_version": 1, "model": model, "reference": "x"}
+    entry = {
+        "scenario": "s",
+        "modality": "run",
+        "prompt": "p",
+        "messages": None,
+        "max_tokens": 8,
+        "text": "t",
+        "token_ids": list(ids),
+        "finish_reason": "stop",
+    }
+    return json.dumps(header) + "\n" + json.dumps(entry) + "\n"
+
+
+def test_read_golden_refuses_a_changed_file_another_model_and_non_golden(tmp_path: Path) -> None:
+    path = tmp_path / "golden.jsonl"
+    path.write_text(_golden_text())
+    digest = file_sha256(path)
+    assert read_golden(path, sha256=digest, models=("apr-qa/pr",)).entries[0].token_ids == (5, 6)
+    with pytest.raises(UsageError, match="recorded from model"):
+        read_golden(path, sha256=digest, models=("apr-qa/other",))
+    path.write_text(_golden_text(ids=(5, 7)))
+    with pytest.raises(UsageError, match="does not match"):
+        read_golden(path, sha256=digest)
+    path.write_text('{"kind": "something else"}\n')
+    with pytest.raises(UsageError, match="not an apr-qa golden file"):
+        read_golden(path, sha256=None)
+
+
+def _book(tmp: Path, name: str, model: Path, fmt: str, golden: str = "") -> Path:
+    folder = tmp / f"playbook-{name}"
+    folder.mkdir()
+    quants = ", quantizations: [f32, q8_0, q4_0]" if fmt == "gguf" else ""
+    path = folder / "playbook.yaml"
+    path.write_text(
+        "name: pr\nmodel: {id: apr-qa/pr, path: " + str(model) + "}\n"
+        f"test_matrix: {{modalities: [run, chat], backends: [cpu], formats: [{fmt}]{quants},"
+        " max_tokens: 32, timeout_ms: 60000}\n"
+        f"failure_policy: collect-all\nscenarios:\n{fixture_scenarios('tiny-llama')}{golden}"
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The golden file recorded by ``apr-qa golden`` from the clean checkpoint, and the
+    playbook line that names it."""
+    tmp = tmp_path_factory.mktemp("golden")
+    reference = _book(tmp, "ref", fixture_path("tiny-llama"), "safetensors")
+    out = tmp / "golden.jsonl"
+    result = CliRunner().invoke(cli, ["golden", str(reference), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    line = re.search(r"golden: \{path: .*, sha256: ([0-9a-f]{64})\}", result.output)
+    assert line is not None and line.group(1) == file_sha256(out)
+    return out, f"golden: {{path: {out}, sha256: {line.group(1)}}}\n"
+
+
+def _golden_records(tmp: Path, name: str, model: Path, fmt: str, golden: str) -> list[Record]:
+    result = api.run([_book(tmp, name, model, fmt, golden)], api.RunConfig(output_dir=tmp / name))
+    return [r for r in result.outcome.records if r.gate == GATE]
+
+
+@pytest.mark.slow
+def test_golden_file_holds_every_explicit_scenario_in_each_modality(
+    recorded: tuple[Path, str],
+) -> None:
+    golden = read_golden(recorded[0], sha256=None)
+    assert golden.model == "apr-qa/pr" and golden.reference.startswith("safetensors-")
+    assert {e.modality for e in golden.entries} == {"run", "chat"}
+    assert len(golden.entries) == 12 and all(e.token_ids and e.text for e in golden.entries)
+
+
+@pytest.mark.slow
+def test_clean_artifacts_corroborate_within_their_thresholds(
+    recorded: tuple[Path, str], tmp_path: Path
+) -> None:
+    root = fixture_path("tiny-llama")
+    records = _golden_records(tmp_path, "st", root, "safetensors", recorded[1])
+    records += _golden_records(tmp_path, "gguf", root, "gguf", recorded[1])
+    by_cell: dict[str, list[Record]] = {}
+    for r in records:
+        by_cell.setdefault(r.cell, []).append(r)
+    assert sorted({(r.format, r.quantization) for r in records}) == [
+        ("gguf", "f32"),
+        ("gguf", "q4_0"),
+        ("gguf", "q8_0"),
+        ("safetensors", "f32"),
+    ]
+    for cell, mine in by_cell.items():
+        assert len(mine) == 6, cell  # six scenarios per modality
+        for r in mine:
+            assert r.outcome is Outcome.CORROBORATED, (cell, r.reason)
+            assert r.metrics["token_agreement"] >= r.metrics["agreement_threshold"]
+    exact = [r for r in records if r.format == "safetensors"]
+    assert all(r.metrics["agreement_threshold"] == 1.0 for r in exact)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mutant", ["noise-drift", "layers-swapped"])
+def test_mutants_are_falsified_with_the_first_divergence(
+    mutant: str, recorded: tuple[Path, str], tmp_path: Path
+) -> None:
+    artifact = build_mutant(mutant, fixture_path("tiny-llama"), tmp_path / "mutants")
+    records = _golden_records(tmp_path, mutant, artifact, "safetensors", recorded[1])
+    falsified = [r for r in records if r.outcome is Outcome.FALSIFIED]
+    assert falsified, [(r.scenario.name if r.scenario else "", r.reason) for r in records]
+    for r in falsified:
+        assert r.metrics["token_agreement"] < 1.0 and r.metrics["first_divergence"] >= 0
+        assert f"first divergence at token {int(r.metrics['first_divergence'])}" in r.reason
+
+
+@pytest.mark.slow
+def test_an_entry_without_output_is_skipped_never_passed(
+    recorded: tuple[Path, str], tmp_path: Path
+) -> None:
+    lines = recorded[0].read_text().splitlines()
+    emptied = json.loads(lines[1])
+    emptied["token_ids"], emptied["text"] = [], ""
+    path = tmp_path / "golden-empty.jsonl"
+    path.write_text("\n".join([lines[0], json.dumps(emptied), *lines[2:]]) + "\n")
+    golden = f"golden: {{path: {path}, sha256: {file_sha256(path)}}}\n"
+    records = _golden_records(tmp_path, "empty", fixture_path("tiny-llama"), "safetensors", golden)
+    skipped = [r for r in records if r.outcome is Outcome.SKIPPED]
+    assert [r.scenario.name for r in skipped if r.scenario] == [emptied["scenario"]]
+    assert "no output" in skipped[0].reason
+
+
+@pytest.mark.slow
+def test_a_tampered_or_foreign_golden_file_is_refused(
+    recorded: tuple[Path, str], tmp_path: Path
+) -> None:
+    tampered = tmp_path / "golden.jsonl"
+    tampered.write_text(recorded[0].read_text().replace('"token_ids": [', '"token_ids": [1, ', 1))
+    digest = file_sha256(recorded[0])
+    book = _book(
+        tmp_path,
+        "tampered",
+        fixture_path("tiny-llama"),
+        "safetensors",
+        f"golden: {{path: {tampered}, sha256: {digest}}}\n",
+    )
+    result = CliRunner().invoke(cli, ["run", str(book), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "does not match" in result.output
+    assert not (tmp_path / "out" / "evidence.jsonl").exists()
+    foreign = tmp_path / "foreign.jsonl"
+    foreign.write_text(recorded[0].read_text().replace('"apr-qa/pr"', '"apr-qa/other"', 1))
+    golden = f"golden: {{path: {foreign}, sha256: {file_sha256(foreign)}}}\n"
+    other = _book(tmp_path, "foreign", fixture_path("tiny-llama"), "safetensors", golden)
+    with pytest.raises(UsageError, match="recorded from model 'apr-qa/other'"):
+        api.run([other], api.RunConfig(output_dir=tmp_path / "out2"))
