@@ -96,6 +96,14 @@ def _golden_records(tmp: Path, name: str, model: Path, fmt: str, golden: str) ->
     return [r for r in result.outcome.records if r.gate == GATE]
 
 
+def _regr(out: Path) -> dict[str, object]:
+    """The REGR category as the run's summary.json shows it."""
+    summary = json.loads((out / "summary.json").read_text())
+    categories = summary["models"][0]["categories"]
+    found: dict[str, object] = next(c for c in categories if c["category"] == "REGR")
+    return found
+
+
 @pytest.mark.slow
 def test_golden_file_holds_every_explicit_scenario_in_each_modality(
     recorded: tuple[Path, str],
@@ -129,6 +137,9 @@ def test_clean_artifacts_corroborate_within_their_thresholds(
             assert r.metrics["token_agreement"] >= r.metrics["agreement_threshold"]
     exact = [r for r in records if r.format == "safetensors"]
     assert all(r.metrics["agreement_threshold"] == 1.0 for r in exact)
+    # A run with a golden file assesses REGR, and summary.json shows it.
+    regr = _regr(tmp_path / "gguf")
+    assert regr["assessed"] and regr["passed"] == regr["executed"] == 36
 
 
 @pytest.mark.slow
@@ -143,6 +154,8 @@ def test_mutants_are_falsified_with_the_first_divergence(
     for r in falsified:
         assert r.metrics["token_agreement"] < 1.0 and r.metrics["first_divergence"] >= 0
         assert f"first divergence at token {int(r.metrics['first_divergence'])}" in r.reason
+    regr = _regr(tmp_path / mutant)
+    assert regr["assessed"] and regr["passed"] == 12 - len(falsified)
 
 
 @pytest.mark.slow

@@ -111,14 +111,21 @@ def _indent(text: str) -> str:
     return "\n".join(f"    {line}" if line else line for line in text.splitlines()) + "\n"
 
 
-def _checks(title: str, items: Sequence[Mapping[str, Any]], total: int) -> list[str]:
+REPORT_LISTED = 5
+"""Moved checks a report's baseline section shows (summary.json and compare list more):
+the job summary and the PR comment have a size limit shared by every model."""
+
+
+def _checks(
+    title: str, items: Sequence[Mapping[str, Any]], total: int, limit: int = MAX_LISTED
+) -> list[str]:
     if not total:
         return []
     lines = ["", f"#### {title} ({total})", ""]
-    for c in items[:MAX_LISTED]:
+    for c in items[:limit]:
         lines += _check_entry(c)
-    if total > len(items[:MAX_LISTED]):
-        lines.append(f"\n… {total - len(items[:MAX_LISTED])} more not shown.")
+    if total > len(items[:limit]):
+        lines.append(f"\n… {total - len(items[:limit])} more not shown.")
     return lines
 
 
@@ -178,9 +185,9 @@ def baseline_markdown(section: Mapping[str, Any]) -> str:
         f"Baseline `{escape_inline(base['path'])}`: {_counts_line(counts)}; "
         f"MQS {section['mqs_before']} → {section['mqs_after']}.",
     ]
-    lines += _checks("Regressed", section["regressed"], counts["regressed"])
+    lines += _checks("Regressed", section["regressed"], counts["regressed"], REPORT_LISTED)
     lines += ["", "| category | before | after |", "|---|---|---|"]
     for c in section["categories"]:
         lines.append(f"| {c['category']} | {_points(c['before'])} | {_points(c['after'])} |")
-    lines += _checks("Fixed", section["fixed"], counts["fixed"])
+    lines += _checks("Fixed", section["fixed"], counts["fixed"], REPORT_LISTED)
     return "\n".join(lines) + "\n"
