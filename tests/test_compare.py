@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from jsonschema import Draft202012Validator
 
 from apr_qa.baseline import read_run
 from apr_qa.checks.baseline import BaselineRegression
@@ -19,6 +20,7 @@ from apr_qa.execute.records import CellRef, RecordFactory
 from apr_qa.merge import merge
 from apr_qa.playbook import load_playbook
 from apr_qa.report import render_reports
+from apr_qa.report.summary import summary_schema
 from apr_qa.score import score_model
 
 OK, BAD, SKIP = Outcome.CORROBORATED, Outcome.FALSIFIED, Outcome.SKIPPED
@@ -160,6 +162,7 @@ def test_a_regression_fails_ci_whatever_the_grade(tmp_path: Path) -> None:
     assert model.regressed and not model.passes("F")
     rendered = render_reports(records, tmp_path / "out", fail_below="F")
     assert rendered.exit_code == 1
+    Draft202012Validator(summary_schema()).validate(rendered.summary)
     section = rendered.summary["models"][0]["baseline"]
     assert (
         section["counts"]["regressed"] == 1 and section["regressed"][0]["before"] == "corroborated"

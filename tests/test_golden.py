@@ -9,6 +9,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -17,7 +18,7 @@ from apr_qa.cli import cli
 from apr_qa.errors import UsageError
 from apr_qa.evidence import Outcome, Record
 from apr_qa.fixtures import fixture_path
-from apr_qa.golden import agreement, file_sha256, read_golden
+from apr_qa.golden import agreement, file_sha256, read_golden, top_logprobs
 from apr_qa.testing.mutants import build_mutant
 from regression_playbooks import fixture_scenarios
 
@@ -31,6 +32,16 @@ def test_agreement_counts_positions_and_finds_the_first_divergence() -> None:
     assert (moved.rate, moved.first_divergence) == (0.75, 1)
     shorter = agreement([1, 2, 3, 4], [1, 2])
     assert (shorter.rate, shorter.first_divergence) == (0.5, 2)
+
+
+def test_top_logprobs_refuses_logits_that_do_not_reproduce_the_greedy_tokens() -> None:
+    logits = np.full((4, 6), -5.0, dtype=np.float32)
+    logits[1, 3] = logits[2, 4] = logits[3, 1] = 5.0  # prompt of 2: rows 1.. predict tokens
+    steps = top_logprobs(logits, 2, [3, 4], k=2)
+    assert steps is not None and [s[0][0] for s in steps] == [3, 4]
+    expected = float(np.log(np.exp(5) / (np.exp(5) + 5 * np.exp(-5))))
+    assert steps[0][0][1] == pytest.approx(expected, abs=1e-6)  # kept to 6 decimals
+    assert top_logprobs(logits, 2, [3, 5], k=2) is None  # token 5 was never the best
 
 
 def _golden_text(model: str = "apr-qa/pr", ids: tuple[int, ...] = (5, 6)) -> str:
@@ -112,6 +123,16 @@ def test_golden_file_holds_every_explicit_scenario_in_each_modality(
     assert golden.model == "apr-qa/pr" and golden.reference.startswith("safetensors-")
     assert {e.modality for e in golden.entries} == {"run", "chat"}
     assert len(golden.entries) == 12 and all(e.token_ids and e.text for e in golden.entries)
+    # Raw prompts carry the reference's top-k log-probabilities at each step, whose best
+    # is the greedy token; chat prompts (templated on the runtime's side) carry none.
+    for e in golden.entries:
+        if e.modality == "chat":
+            assert e.top_logprobs is None
+            continue
+        assert e.top_logprobs is not None and len(e.top_logprobs) == len(e.token_ids)
+        for token, step in zip(e.token_ids, e.top_logprobs, strict=True):
+            assert len(step) == 5 and step[0][0] == token
+            assert all(p <= 0.0 for _, p in step) and step[0][1] >= step[-1][1]
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@ and records only the verdict, the agreement rate and the first divergence.
 File format (JSON lines, versioned): a header line
 ``{"kind": "apr-qa-golden", "schema_version": 1, "model": ..., "reference": ...}``,
 then one line per entry ``{"scenario", "modality", "prompt", "messages",
-"max_tokens", "text", "token_ids", "finish_reason"}``.
+"max_tokens", "text", "token_ids", "finish_reason", "top_logprobs"}``.
 """
 
 from __future__ import annotations
@@ -38,12 +38,14 @@ __all__ = [
     "file_sha256",
     "read_golden",
     "record_golden",
+    "top_logprobs",
     "write_golden",
 ]
 
 GOLDEN_KIND = "apr-qa-golden"
 GOLDEN_SCHEMA_VERSION = 1
 MAX_GOLDEN_BYTES = 64 * 1024 * 1024
+TOP_K = 5
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,9 @@ class GoldenEntry:
     text: str
     token_ids: tuple[int, ...]
     finish_reason: str
+    top_logprobs: tuple[tuple[tuple[int, float], ...], ...] | None = None
+    """Per generated token, the reference's ``TOP_K`` most likely ``(id, log-probability)``
+    at that step (run modality; None where the prompt's ids are not the raw prompt's)."""
 
 
 @dataclass(frozen=True)
@@ -120,11 +125,42 @@ def write_golden(path: Path, golden: GoldenFile) -> str:
             "text": e.text,
             "token_ids": list(e.token_ids),
             "finish_reason": e.finish_reason,
+            "top_logprobs": (
+                [[[i, p] for i, p in step] for step in e.top_logprobs]
+                if e.top_logprobs is not None
+                else None
+            ),
         }
         lines.append(json.dumps(entry, ensure_ascii=False))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return file_sha256(path)
+
+
+def _steps(value: Any) -> tuple[tuple[tuple[int, float], ...], ...] | None:
+    if value is None:
+        return None
+    return tuple(tuple((int(i), float(p)) for i, p in step) for step in value)
+
+
+def top_logprobs(
+    logits: Any, prompt_len: int, generated: Sequence[int], k: int = TOP_K
+) -> tuple[tuple[tuple[int, float], ...], ...] | None:
+    """The top-``k`` log-probabilities at each generated step, from teacher-forced logits
+    of prompt + generation (row ``j`` predicts token ``j + 1``). None when the scored
+    sequence does not reproduce the greedy choice at every step: then the prompt the
+    runtime fed was not the raw prompt's ids, and the figures would describe another input."""
+    import numpy as np
+
+    steps = []
+    for i, token in enumerate(generated):
+        row = np.asarray(logits[prompt_len - 1 + i], dtype=np.float64)
+        logp = row - (row.max() + np.log(np.exp(row - row.max()).sum()))
+        best = np.argsort(-logp, kind="stable")[:k]
+        if int(best[0]) != int(token) and logp[int(token)] < logp[int(best[0])]:
+            return None
+        steps.append(tuple((int(t), round(float(logp[t]), 6)) for t in best))
+    return tuple(steps)
 
 
 def read_golden(path: Path, *, sha256: str | None, models: Sequence[str] = ()) -> GoldenFile:
@@ -156,6 +192,7 @@ def read_golden(path: Path, *, sha256: str | None, models: Sequence[str] = ()) -
                 text=str(x["text"]),
                 token_ids=tuple(int(t) for t in x["token_ids"]),
                 finish_reason=str(x["finish_reason"]),
+                top_logprobs=_steps(x.get("top_logprobs")),
             )
             for x in lines[1:]
         )
@@ -167,6 +204,23 @@ def read_golden(path: Path, *, sha256: str | None, models: Sequence[str] = ()) -
             f"{path}: recorded from model {model!r}, not {' or '.join(repr(m) for m in models)}"
         )
     return GoldenFile(model, str(header.get("reference")), entries)
+
+
+def _score_steps(
+    client: Any, prompt: str, generated: Sequence[int], timeout_s: float
+) -> tuple[tuple[tuple[int, float], ...], ...] | None:
+    """Top-k log-probabilities of a run-modality generation (Tokenize, then Score)."""
+    from apr_qa.execute.messages import Logits, Score, Tokenize, Tokens
+
+    ids = client.request(Tokenize(prompt), timeout_s).reply
+    if not isinstance(ids, Tokens) or not ids.ids:
+        return None
+    # The last generated token predicts nothing we keep: score up to the one before it.
+    sequence = (*ids.ids, *generated[:-1])
+    logits = client.request(Score(tuple(sequence)), timeout_s).reply
+    if not isinstance(logits, Logits):
+        return None
+    return top_logprobs(logits.values, len(ids.ids), generated)
 
 
 def record_golden(playbook: Any, *, timeout_s: float = 300.0) -> GoldenFile:
@@ -223,6 +277,9 @@ def record_golden(playbook: Any, *, timeout_s: float = 300.0) -> GoldenFile:
                     error = reply.error if isinstance(reply, Failed) else type(reply).__name__
                     raise UsageError(f"{scenario.source}: the reference refused: {error}")
                 gen = reply.generation
+                steps = None
+                if instance.prompt is not None and gen.token_ids:
+                    steps = _score_steps(client, instance.prompt, gen.token_ids, timeout_s)
                 entries.append(
                     GoldenEntry(
                         scenario.name,
@@ -233,6 +290,7 @@ def record_golden(playbook: Any, *, timeout_s: float = 300.0) -> GoldenFile:
                         gen.text,
                         tuple(gen.token_ids),
                         gen.finish_reason,
+                        steps,
                     )
                 )
     finally:
