@@ -212,6 +212,15 @@ def test_read_run_accepts_evidence_directory_and_summary(tmp_path: Path) -> None
     assert alone.records is None and alone.views[0].mqs == 133
     cmp = compare_records(None, _records("r2", AFTER), before_views=alone.views)
     assert not cmp.checks_compared and cmp.models[0].mqs_drop == 53
+    # A folder of shard evidence is one run; a golden file beside it is not evidence.
+    shards = tmp_path / "shards"
+    _write(shards / "shard-1" / "evidence.jsonl", _records("s1", {"a": OK}))
+    second = [r for r in _records("s2", {"b": BAD}) if r.gate != "G1-LOAD-001"]  # ran in s1
+    _write(shards / "shard-2" / "evidence.jsonl", second)
+    (shards / "golden.jsonl").write_text('{"kind": "apr-qa-golden"}\n')
+    both = read_run(shards)
+    assert len(both.files) == 2 and both.warnings == ()
+    assert {r.scenario.name for r in both.records or () if r.scenario} == {"a", "b"}
     with pytest.raises(UsageError):
         read_run(tmp_path / "missing")
     (tmp_path / "bad.json").write_text("[1, 2]")

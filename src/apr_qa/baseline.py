@@ -2,7 +2,7 @@
 
 A run can be named by its evidence file, its summary.json, or its output
 directory; a directory of downloaded shard artifacts (``shard-1/evidence.jsonl``,
-...) is one run too, merged by key exactly as ``apr-qa report`` merges it. A
+every ``evidence*.jsonl`` below it) is one run too, merged by key exactly as ``apr-qa report`` merges it. A
 summary.json with the evidence beside it reads the evidence; alone, it gives
 each model's score but no per-check outcome, and says so.
 """
@@ -55,7 +55,8 @@ def _evidence_files(path: Path) -> list[Path]:
         direct = path / EVIDENCE_NAME
         if direct.is_file():
             return [direct]
-        return sorted(p for p in path.rglob("*.jsonl") if p.is_file())
+        # Shard artifacts downloaded side by side; not any JSONL (a golden file is one too).
+        return sorted(p for p in path.rglob("evidence*.jsonl") if p.is_file())
     if path.name == SUMMARY_NAME or path.suffix == ".json":
         beside = path.with_name(EVIDENCE_NAME)
         return [beside] if beside.is_file() else []
