@@ -29,7 +29,9 @@ from apr_qa.playbook.model import Device, FailurePolicy
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from apr_qa.baseline import PriorRun
     from apr_qa.certify import CertifyPlan
+    from apr_qa.compare import Comparison
     from apr_qa.execute.supervisor import RunOutcome
     from apr_qa.plan import Shard
     from apr_qa.playbook import Playbook
@@ -37,11 +39,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CertifyResult",
+    "CompareResult",
     "Loaded",
     "ReportResult",
     "RunConfig",
     "RunResult",
     "certify",
+    "compare",
+    "golden",
     "load",
     "report",
     "run",
@@ -75,6 +80,9 @@ class RunConfig:
     progress: bool = False
     warm_start: bool = True
     """Start the first workers as soon as the playbooks are loaded (overlaps imports)."""
+    baseline: Path | None = None
+    """An earlier run (evidence.jsonl, summary.json or directory) to compare with:
+    overrides every playbook's ``regression.baseline`` (docs/regression.md)."""
 
 
 @dataclass(frozen=True)
@@ -199,6 +207,9 @@ def run(playbooks: Loaded | Sequence[Path], config: RunConfig) -> RunResult:
 
     grade = check_grade(config.fail_below)
     loaded = playbooks if isinstance(playbooks, Loaded) else load(playbooks, config.model_path)
+    if config.baseline is not None:
+        loaded = _with_baseline(loaded, config.baseline)
+    _check_golden(loaded.playbooks)
     with contextlib.ExitStack() as stack:
         interrupts = stack.enter_context(Interrupts().installed())
         stack.enter_context(_owned(config.output_dir))
@@ -227,6 +238,74 @@ def run(playbooks: Loaded | Sequence[Path], config: RunConfig) -> RunResult:
         if outcome.interrupted is None:
             outcome.interrupted = interrupts.received  # after the last check
     return RunResult(loaded.playbooks, outcome, rendered, warnings)
+
+
+def _check_golden(playbooks: Sequence[Playbook]) -> None:
+    """Refuse, before anything runs, a golden file that does not match its hash or was
+    recorded from another model (a usage error: the comparison would mean nothing)."""
+    from apr_qa.checks.golden import golden_of
+    from apr_qa.golden import read_golden
+
+    for book in playbooks:
+        named = golden_of(book)
+        if named is not None:
+            models = tuple(m for m in (book.model.id, book.model.stands_in_for) if m)
+            read_golden(named[0], sha256=named[1], models=models)
+
+
+def golden(playbook: Path, output: Path, model_path: Path | None = None) -> tuple[int, str]:
+    """Record the playbook's golden outputs from its reference artifact into ``output``;
+    returns the number of entries and the file's sha256 (for ``golden.sha256``)."""
+    from apr_qa.golden import record_golden, write_golden
+
+    loaded = load([playbook], model_path)
+    recorded = record_golden(loaded.playbooks[0])
+    return len(recorded.entries), write_golden(output, recorded)
+
+
+def _with_baseline(loaded: Loaded, baseline: Path) -> Loaded:
+    """Every playbook compared with ``baseline``; an unreadable one is refused before
+    anything runs (a usage error, not a skipped check nobody asked for)."""
+    import dataclasses
+
+    from apr_qa.baseline import read_run
+    from apr_qa.playbook.model import frozen_map
+
+    read_run(baseline)
+    books = []
+    for book in loaded.playbooks:
+        section = {**book.sections.get("regression", {}), "baseline": str(baseline.resolve())}
+        sections = frozen_map({**book.sections, "regression": section})
+        books.append(dataclasses.replace(book, sections=sections))
+    return Loaded(tuple(books), loaded.warnings)
+
+
+@dataclass(frozen=True)
+class CompareResult:
+    """Two runs compared by check key: the comparison and what reading them warned."""
+
+    before: PriorRun
+    after: PriorRun
+    comparison: Comparison
+    warnings: tuple[str, ...]
+
+    @property
+    def exit_code(self) -> int:
+        """0 when no check regressed, 1 otherwise."""
+        return int(ExitCode.FALSIFIED if self.comparison.regressed else ExitCode.OK)
+
+
+def compare(before: Path, after: Path) -> CompareResult:
+    """Set run ``after`` beside run ``before`` (each an evidence.jsonl, a summary.json or
+    a run directory, shards merged) by stable check key."""
+    from apr_qa.baseline import read_run
+    from apr_qa.compare import compare_records
+
+    was, now = read_run(before), read_run(after)
+    if now.records is None:
+        raise UsageError(f"{after}: no evidence to compare (a summary.json alone keeps no checks)")
+    comparison = compare_records(was.records, now.records, before_views=was.views)
+    return CompareResult(was, now, comparison, (*was.warnings, *now.warnings))
 
 
 def report(evidence: Sequence[Path], output_dir: Path, *, fail_below: str = "C") -> ReportResult:

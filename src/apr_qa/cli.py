@@ -258,6 +258,12 @@ def lock(
     help="Allow model code from the checkpoint, for playbooks that also opt in.",
 )
 @click.option("--no-convert", is_flag=True, help="Do not convert missing GGUF quantizations.")
+@click.option(
+    "--baseline",
+    type=click.Path(path_type=Path),
+    help="An earlier run (evidence.jsonl, summary.json or directory): checks that regressed "
+    "against it are F-REGR-BASE failures (exit 1).",
+)
 @click.pass_context
 @_guarded
 def run(
@@ -272,6 +278,7 @@ def run(
     fail_below: str,
     trust_remote_code: bool,
     no_convert: bool,
+    baseline: Path | None,
 ) -> None:
     """Run playbooks on real runtimes; write evidence and reports to --output.
 
@@ -296,6 +303,7 @@ def run(
         convert_missing=not no_convert,
         model_path=model_path,
         progress=sys.stderr.isatty() and not quiet,
+        baseline=baseline,
     )
     from apr_qa.report import check_grade
 
@@ -326,6 +334,31 @@ def run(
             )
         )
     sys.exit(result.exit_code)
+
+
+@cli.command()
+@click.argument("playbook", type=click.Path(path_type=Path, dir_okay=False))
+@_model_path_opt
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("golden.jsonl"),
+    show_default=True,
+    help="Golden file to write.",
+)
+@_guarded
+def golden(playbook: Path, model_path: Path | None, output: Path) -> None:
+    """Record the reference artifact's greedy answers to PLAYBOOK's explicit scenarios.
+
+    The reference is the safetensors checkpoint on transformers on the CPU. Name the
+    file in the playbook as `golden: {path: ..., sha256: ...}` (the hash is printed).
+    """
+    from apr_qa import api
+
+    count, digest = api.golden(playbook, output, model_path)
+    click.echo(f"wrote {count} golden entries to {output}")
+    click.echo(f"golden: {{path: {output}, sha256: {digest}}}")
 
 
 @cli.command()
@@ -411,8 +444,10 @@ def certify(
 
 
 from apr_qa.report.command import report_command  # noqa: E402
+from apr_qa.report.compare_command import compare_command  # noqa: E402
 
 cli.add_command(report_command)
+cli.add_command(compare_command)
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 __all__ = [
+    "BASELINE_GATES",
     "CATEGORY_WEIGHTS",
     "GATEWAYS",
     "Capability",
@@ -228,15 +229,22 @@ _GATES: tuple[Gate, ...] = (
         Category.PERF,
         planned=Capability.PROFILE,
     ),
+    _g("F-REGR-BASE-001", "no check regressed against the baseline run", Category.REGR),
+    _g("F-REGR-BASE-002", "MQS dropped no more than allowed from the baseline", Category.REGR),
     _g(
-        "F-REGR-GOLDEN-001",
-        "output matches the golden reference",
+        "F-REGR-BASE-003",
+        "profile figures within tolerance of the baseline's",
         Category.REGR,
-        planned=Capability.GOLDEN,
+        planned=Capability.PROFILE,
     ),
+    _g("F-REGR-GOLDEN-001", "output matches the golden reference", Category.REGR),
 )
 
 GATEWAYS: tuple[str, ...] = ("G0", "G1", "G2", "G3", "G4")
+
+BASELINE_GATES: tuple[str, ...] = ("F-REGR-BASE-001", "F-REGR-BASE-002")
+"""The regression gates a run decides against ``--baseline``: a falsified one fails CI
+(exit 1) whatever the grade, since "worse than what we shipped" is the question."""
 
 _BY_ID: dict[str, Gate] = {g.id: g for g in _GATES}
 

@@ -105,6 +105,7 @@ def _redecide(records: list[Record]) -> list[Record]:
                     finding.outcome,
                     f"{finding.reason} (re-decided over {len({r.run_id for r in mine})} runs)",
                     CellRef(model),
+                    expected=finding.expected,
                     metrics=finding.metrics,
                 )
                 out.append(

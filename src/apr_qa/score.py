@@ -18,7 +18,7 @@ from fractions import Fraction
 
 from apr_qa.evidence import HaltKind, Outcome, Record
 from apr_qa.facts import ModelFacts
-from apr_qa.gates import CATEGORY_WEIGHTS, GATEWAYS, Category, Gate, lookup
+from apr_qa.gates import BASELINE_GATES, CATEGORY_WEIGHTS, GATEWAYS, Category, Gate, lookup
 
 __all__ = [
     "EXECUTED",
@@ -145,9 +145,17 @@ class ModelScore:
         """Whether any gateway failed (the score is then 0)."""
         return any(g.verdict == GatewayVerdict.FAILED for g in self.gateways)
 
+    @property
+    def regressed(self) -> bool:
+        """Whether a check against the baseline run was falsified (F-REGR-BASE-*)."""
+        return any(
+            r.gate in BASELINE_GATES and r.outcome is Outcome.FALSIFIED for r in self.records
+        )
+
     def passes(self, fail_below: str) -> bool:
-        """Whether this model is good enough for CI: gateways held, grade reached."""
-        if self.gateway_failed or self.status == Status.PENDING:
+        """Whether this model is good enough for CI: gateways held, grade reached, and
+        nothing regressed beyond what the playbook allows against a baseline."""
+        if self.gateway_failed or self.status == Status.PENDING or self.regressed:
             return False
         return grade_rank(self.grade) >= grade_rank(fail_below)
 

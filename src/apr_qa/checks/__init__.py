@@ -115,7 +115,9 @@ class EvidenceCheck(Protocol):
 _BUILTIN_MODULES = (
     "apr_qa.checks.artifact",
     "apr_qa.checks.probe",
+    "apr_qa.checks.golden",
     "apr_qa.checks.garbage_rate",
+    "apr_qa.checks.baseline",
 )
 _REGISTRY: dict[Stage, list[Any]] = {stage: [] for stage in Stage}
 _loaded = False

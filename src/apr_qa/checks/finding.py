@@ -38,6 +38,9 @@ class Finding:
     details: Mapping[str, object] = field(default_factory=_no_details)
     metrics: Mapping[str, float] = field(default_factory=dict)
     """Numbers the record keeps (evidence-stage checks read them back when merging)."""
+    expected: object = None
+    """What the record keeps as its ``expected`` (JSON-safe): the baseline a regression
+    check compared with and the checks it found moved, which reports show."""
 
     @property
     def outcome(self) -> Outcome:

@@ -121,6 +121,7 @@ class _Run:
                 finding.reason,
                 ref,
                 playbook=playbook,
+                expected=finding.expected,
                 metrics=finding.metrics,
             )
         )
@@ -303,10 +304,12 @@ class _Run:
         partial, so those checks are skipped and say so)."""
         model = playbook.model.id
         ref = CellRef(model)
-        with self.lock:
-            mine = [r for r in self.outcome.records if r.model == model]
         stop = self.everything.stop if self.outcome.interrupted is not None else None
         for check in registered(Stage.EVIDENCE):
+            # Taken again for each check: a later check (regression against a baseline)
+            # sees the verdicts of the earlier ones (G4), as the reports will.
+            with self.lock:
+                mine = [r for r in self.outcome.records if r.model == model]
             if stop is not None:
                 for gate in check.gates:
                     self.emit(

@@ -62,7 +62,15 @@ _ALWAYS_ON = ("g1_model_loads", "g2_basic_inference", "g3_no_crashes")
 # Format versions: this format is 1.x ("1", "1.0", 1.0, "1.x"); the original dialect
 # writes its own playbook revision as three numbers, 1.0.0 to 2.0.0 in its published playbooks.
 _VERSION = re.compile(r"(?P<major>[0-9]{1,4})(?:\.(?:x|[0-9]{1,4}(?:\.(?P<patch>[0-9]{1,4}))?))?")
-_SECTIONS = ("differential_tests", "profile_ci", "trace_payload", "serve", "certification")
+_SECTIONS = (
+    "differential_tests",
+    "profile_ci",
+    "trace_payload",
+    "serve",
+    "certification",
+    "regression",
+    "golden",
+)
 
 
 def _name_from(model_id: str) -> str:

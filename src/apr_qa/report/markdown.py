@@ -139,6 +139,12 @@ def _model_section(model: ModelScore) -> str:
         lines.append(f"| {c.category} | {points} | {c.passed} / {c.executed} | {c.skipped} |")
     counts = ", ".join(f"{n} {o}" for o, n in model.counts.items() if n)
     lines += ["", f"Checks: {counts or 'none'}.", ""]
+    from apr_qa.report.comparison import baseline_markdown
+    from apr_qa.report.summary import baseline_section
+
+    section = baseline_section(model)
+    if section is not None:
+        lines += [baseline_markdown(section)]
     return "\n".join(lines) + "\n"
 
 

@@ -17,12 +17,13 @@ from typing import Any
 from apr_qa import __version__
 from apr_qa.evidence import Outcome, Record
 from apr_qa.facts import ModelFacts
-from apr_qa.gates import Category, lookup
+from apr_qa.gates import BASELINE_GATES, Category, lookup
 from apr_qa.score import EXECUTED, ModelScore, RunScore
 
 __all__ = [
     "SUMMARY_SCHEMA_VERSION",
     "TOP_FAILURES",
+    "baseline_section",
     "cell_rows",
     "failure_json",
     "summary_json",
@@ -103,6 +104,25 @@ def failure_json(record: Record) -> dict[str, Any]:
     }
 
 
+def baseline_section(model: ModelScore) -> dict[str, Any] | None:
+    """The "compared with baseline" entry: what the newest F-REGR-BASE-001 record kept
+    of the comparison (None when the run named no baseline), with both gates' verdicts."""
+    kept = [
+        r
+        for r in model.records
+        if r.gate == BASELINE_GATES[0] and isinstance(r.expected, dict) and "counts" in r.expected
+    ]
+    if not kept:
+        return None
+    newest = max(kept, key=lambda r: (r.timestamp, r.record_id))
+    verdicts = {
+        r.gate: {"outcome": str(r.outcome), "reason": r.reason}
+        for r in sorted(model.records, key=lambda r: (r.timestamp, r.record_id))
+        if r.gate in BASELINE_GATES
+    }
+    return {**newest.expected, "verdicts": verdicts}
+
+
 def _environment(model: ModelScore) -> list[dict[str, str]]:
     hosts = {json.dumps(dict(r.host), sort_keys=True) for r in model.records if r.host}
     return [json.loads(h) for h in sorted(hosts)]
@@ -153,6 +173,7 @@ def _model_json(model: ModelScore, fail_below: str, facts: ModelFacts | None) ->
         "throughput": throughput_rows(model),
         "failures_total": len(model.failures),
         "top_failures": [failure_json(r) for r in model.failures[:TOP_FAILURES]],
+        "baseline": baseline_section(model),
     }
 
 
