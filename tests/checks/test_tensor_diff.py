@@ -5,6 +5,7 @@ tensor-diff gate. No runtime is loaded: the check reads files only."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from differential_helpers import by_gate, gguf_of, model_stage
@@ -129,3 +130,21 @@ def test_compare_with_supplies_the_other_side(tmp_path: Path) -> None:
     )
     found = by_gate(TensorDiff().check(playbook, artifacts))
     assert found[GATES[0]].passed is False and "transposed" in found[GATES[0]].reason
+
+
+def test_square_matrix_stored_transposed_is_a_layout_defect(tmp_path: Path) -> None:
+    """A transposed square matrix keeps its shape: only the values show the layout."""
+    from apr_qa.models.architectures import ATTN_OUT
+    from apr_qa.testing.mutants_io import rewrite_gguf
+
+    fixture = fixture_names()[0]
+    target = ATTN_OUT.name("gguf", 0)
+
+    def edit(name: str, data: Any, qtype: Any) -> Any:
+        return data.T.copy() if name == target else data
+
+    flipped = rewrite_gguf(gguf_of(fixture, "f32"), tmp_path / "o.gguf", edit=edit)
+    playbook, artifacts = model_stage(tmp_path, fixture_path(fixture), [(flipped, "f32")])
+    found = by_gate(TensorDiff().check(playbook, artifacts))
+    assert found[GATES[0]].passed is False
+    assert f"{target} is stored transposed" in found[GATES[0]].reason

@@ -24,7 +24,7 @@ its embedding. ``differential_tests.tensor_diff.filter`` ("embed,lm_head", or
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -65,6 +65,8 @@ q8_0 under 0.006, q6_k 0.018, q4_k 0.071, q4_0 0.091; ceilings leave about twice
 that. A type not listed gets :data:`UNLISTED_TOLERANCE`."""
 UNLISTED_TOLERANCE = 0.3
 UNQUANTIZED = ("f32", "f16", "bf16")
+CHUNK = 1 << 20
+"""Elements measured at a time (8 MB of float64 per operand)."""
 
 
 @dataclass(frozen=True)
@@ -90,12 +92,23 @@ def tolerance_for(dtype: str, overrides: Mapping[str, float]) -> float:
 
 
 def _measure(ref: npt.NDArray[np.float32], got: npt.NDArray[np.float32]) -> tuple[float, ...]:
-    a, b = ref.astype(np.float64).ravel(), got.astype(np.float64).ravel()
-    diff = a - b
-    norm_a, norm_b = float(np.linalg.norm(a)), float(np.linalg.norm(b))
-    rel = float(np.linalg.norm(diff)) / norm_a if norm_a > 0 else float(np.linalg.norm(diff))
-    cos = float(a @ b) / (norm_a * norm_b) if norm_a > 0 and norm_b > 0 else float(norm_a == norm_b)
-    return float(np.abs(diff).max(initial=0.0)), rel, cos
+    """Max abs error, relative error and cosine, accumulated in float64 over chunks
+    so that memory stays at the two tensors whatever their size."""
+    a, b = ref.reshape(-1), got.reshape(-1)
+    dot = norm_a = norm_b = norm_d = max_abs = 0.0
+    for start in range(0, a.size, CHUNK):
+        x = a[start : start + CHUNK].astype(np.float64)
+        y = b[start : start + CHUNK].astype(np.float64)
+        d = x - y
+        dot += float(x @ y)
+        norm_a += float(x @ x)
+        norm_b += float(y @ y)
+        norm_d += float(d @ d)
+        max_abs = max(max_abs, float(np.abs(d).max(initial=0.0)))
+    na, nb, nd = np.sqrt(norm_a), np.sqrt(norm_b), np.sqrt(norm_d)
+    rel = float(nd / na) if na > 0 else float(nd)
+    cos = float(dot / (na * nb)) if na > 0 and nb > 0 else float(na == nb)
+    return max_abs, rel, cos
 
 
 def _wanted(name: str, gguf_name: str, words: Sequence[str]) -> bool:
@@ -156,8 +169,6 @@ class _PairDiff:
         gguf_infos: Mapping[str, Any],
         heads: tuple[int, int],
     ) -> None:
-        from apr_qa.models.rotary import unpermute_qk
-
         label = f"{self.pair.quantization}: {hf_name}"
         ginfo = gguf_infos.get(gguf_name)
         ref_shape = self.shapes[hf_name]
@@ -182,26 +193,20 @@ class _PairDiff:
             ref = ref + np.float32(offset)
         got = gg.read_tensor(gguf_name)
         tol = tolerance_for(ginfo.dtype, self.tolerance)
-        views: list[tuple[str, npt.NDArray[np.float32]]] = [("", got)]
         rotary = next((n for role, n in (("attn_q", heads[0]), ("attn_k", heads[1]))
                        if f".{role}." in gguf_name), None)  # fmt: skip
-        if rotary is not None:
-            try:
-                unpermuted = unpermute_qk(got, rotary)
-            except ValueError:
-                unpermuted = got
-            if arch.gguf_permutes_qk:
-                views = [("", unpermuted), ("left in Hugging Face's rotary order", got)]
-            else:
-                views = [("", got), ("permuted for llama's rotary layout", unpermuted)]
-        elif got.ndim == 2 and got.shape[0] == got.shape[1]:
-            views.append(("stored transposed", np.ascontiguousarray(got.T)))
-        measured = [(why, _measure(ref, view)) for why, view in views]
-        why, (max_abs, rel, cos) = measured[0]
-        better = [(w, m) for w, m in measured[1:] if m[1] <= tol < rel]
-        if better:
-            why, (max_abs, rel, cos) = better[0]
-            self.led[LAYOUT].fail(f"{label}: {gguf_name} rows are {why}")
+        expected, others = got, _other_layouts(got, rotary, arch.gguf_permutes_qk)
+        if rotary is not None and arch.gguf_permutes_qk:
+            expected = _unpermute(got, rotary)
+        max_abs, rel, cos = _measure(ref, expected)
+        del expected
+        for why, view in others if rel > tol else ():
+            # Only a tensor that fails is measured again in another layout.
+            measured = _measure(ref, view())
+            if measured[1] <= tol:
+                (max_abs, rel, cos) = measured
+                self.led[LAYOUT].fail(f"{label}: {gguf_name} {why}")
+                break
         else:
             self.led[LAYOUT].check(True, label, "")
         self.rows.append(TensorRow(hf_name, gguf_name, ginfo.dtype, max_abs, rel, cos, tol))
@@ -211,6 +216,28 @@ class _PairDiff:
             f"{label}: {gguf_name} ({ginfo.dtype}) differs by {rel:.3g} relative "
             f"(tolerance {tol:g}; max abs {max_abs:.3g}, cosine {cos:.4f})",
         )
+
+
+def _unpermute(got: npt.NDArray[np.float32], heads: int) -> npt.NDArray[np.float32]:
+    from apr_qa.models.rotary import unpermute_qk
+
+    try:
+        return unpermute_qk(got, heads)
+    except ValueError:
+        return got  # rows that do not split into heads: compared as stored
+
+
+def _other_layouts(
+    got: npt.NDArray[np.float32], rotary: int | None, permutes: bool
+) -> list[tuple[str, Callable[[], npt.NDArray[np.float32]]]]:
+    """The layouts a broken conversion leaves a tensor in, each made on demand."""
+    if rotary is not None:
+        if permutes:
+            return [("rows are left in Hugging Face's rotary order", lambda: got)]
+        return [("rows are permuted for llama's rotary layout", lambda: _unpermute(got, rotary))]
+    if got.ndim == 2 and got.shape[0] == got.shape[1]:
+        return [("is stored transposed", lambda: np.ascontiguousarray(got.T))]
+    return []
 
 
 def diff_pair(pair: Pair, sw: Switch, ledgers: Mapping[str, Ledger]) -> list[TensorRow]:
