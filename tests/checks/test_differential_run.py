@@ -49,8 +49,9 @@ def test_safetensors_plus_gguf_assesses_comp(tmp_path: Path) -> None:
     (model,) = summary["models"]
     comp = next(c for c in model["categories"] if c["category"] == "COMP")
     assert comp["assessed"] and comp["executed"] == comp["passed"] == 9
-    assert "COMP" in (tmp_path / "out" / "summary.md").read_text()
-    assert "F-TOK-PARITY-001" in (tmp_path / "out" / "report.html").read_text()
+    assert "| COMP | 150.0 / 150 | 9 / 9 |" in (tmp_path / "out" / "summary.md").read_text()
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert "<strong>COMP</strong>" in html and "150.0 / 150 · 9/9 passed" in html
 
 
 def test_one_format_leaves_comp_unassessed_and_says_why(tmp_path: Path) -> None:
