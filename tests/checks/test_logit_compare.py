@@ -90,6 +90,32 @@ def test_mutant_falsifies_each_logit_gate_it_declares(
         assert found[gate].passed is False, (gate, found[gate].reason)
 
 
+SCALED = [
+    (fixture, quant)
+    for fixture in fixture_names()
+    for quant in ("q4_0", "q4_k_m")
+    if gguf_of(fixture, quant).is_file()
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("fixture", "quant"), SCALED, ids=[f"{f}:{q}" for f, q in SCALED])
+def test_corrupted_quant_scales_fail_the_4bit_thresholds(
+    tmp_path: Path, fixture: str, quant: str
+) -> None:
+    """The clean 4-bit file passes (test_clean_gguf_corroborates); the same file with
+    its block scales multiplied by e^±2 fails the same defaults."""
+    from apr_qa.testing.mutants_weights import gguf_quant_scales
+
+    broken = gguf_quant_scales(gguf_of(fixture, quant), tmp_path / f"scaled-{quant}.gguf")
+    playbook, artifacts = model_stage(
+        tmp_path, fixture_path(fixture), [(broken, quant)], None, _prompts(fixture)
+    )
+    found = by_gate(LogitComparison().check(playbook, artifacts))
+    assert found[DIVERGENCE].passed is False, found[DIVERGENCE].reason
+    assert found[ARGMAX].passed is False, found[ARGMAX].reason
+
+
 @pytest.mark.slow
 def test_playbook_ceiling_and_nothing_compared(tmp_path: Path) -> None:
     fixture = fixture_names()[0]
