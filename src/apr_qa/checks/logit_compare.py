@@ -61,8 +61,8 @@ GATES = (ARGMAX, DIVERGENCE, PAD_FLOOD)
 UNQUANTIZED = ("f32", "f16", "bf16")
 
 KL_CEILING: Mapping[str, float] = {
-    "f32": 1e-4,
-    "f16": 1e-3,
+    "f32": 1e-3,
+    "f16": 2e-3,
     "bf16": 5e-3,
     "q8_0": 0.05,
     "q6_k": 0.1,
@@ -82,13 +82,14 @@ model has far less redundancy, and on text it never saw its 4-bit KL reaches
 (docs/gates.md has the figures). A type not listed gets :data:`UNLISTED_KL`."""
 UNLISTED_KL = 1.0
 TOP1_FLOOR: Mapping[str, float] = {
-    "f32": 0.99,
-    "f16": 0.98,
-    "bf16": 0.95,
+    "f32": 0.95,
+    "f16": 0.95,
+    "bf16": 0.9,
     "q8_0": 0.9,
     "q6_k": 0.85,
 }
-"""Same-top-1 floors; 5-bit, 4-bit and others get :data:`UNLISTED_TOP1`
+"""Same-top-1 floors (f32 is not 1.0: two runtimes' kernels round differently, and
+one near-tie in some twenty positions moves the rate by 5 %); 5-bit, 4-bit and others get :data:`UNLISTED_TOP1`
 (clean fixtures: q8_0 0.97 or more, q4_0 0.81 or more; corrupted scales 0.44 or less)."""
 UNLISTED_TOP1 = 0.7
 MAX_PROMPTS = 4
