@@ -12,7 +12,7 @@ import pytest
 from differential_helpers import by_gate, gguf_of, model_stage
 
 from apr_qa.checks import Stage, registered
-from apr_qa.checks.logit_compare import GATES, LogitComparison, kl_stats
+from apr_qa.checks.logit_compare import GATES, LogitComparison, is_pad_flood, kl_stats
 from apr_qa.fixtures import fixture_names, fixture_path, load_prompts
 from apr_qa.testing.mutants import MUTANTS, applies, build_mutant
 
@@ -45,6 +45,16 @@ def test_kl_stats_against_hand_computed_values() -> None:
     assert stats.dp_max == pytest.approx(0.0, abs=1e-6)
     same = kl_stats([(ref, ref.copy(), [0, 1])])
     assert same.kl_max == pytest.approx(0.0, abs=1e-9) and same.same_top1 == 1.0
+
+
+def test_pad_flood_rule() -> None:
+    pad, eos = 1, 0
+    assert is_pad_flood([1, 1, 1], pad, eos)
+    assert is_pad_flood([1, 1, 0], pad, eos)  # the stop token ends it
+    assert not is_pad_flood([0], pad, eos)  # stopped at once: nothing flooded
+    assert not is_pad_flood([5, 1, 1], pad, eos)
+    assert not is_pad_flood([0], 0, 0)  # PAD is EOS: it stops, it cannot flood
+    assert not is_pad_flood([], pad, eos)
 
 
 def test_registered_and_every_gate_has_a_mutant() -> None:

@@ -57,11 +57,6 @@ class Pair:
     quantization: str
     """The GGUF's quantization as the matrix names it (``f32``, ``q4_k_m``)."""
 
-    @property
-    def label(self) -> str:
-        """How a finding names the pair."""
-        return f"gguf {self.quantization} ({self.gguf.name}) vs safetensors"
-
 
 @dataclass(frozen=True)
 class Switch:

@@ -52,6 +52,7 @@ __all__ = [
     "LogitStats",
     "Reference",
     "compare_pair",
+    "is_pad_flood",
     "kl_stats",
     "reference_side",
 ]
@@ -204,16 +205,27 @@ def _tokens(sw: Switch) -> int:
     return int(sw.options.get("max_tokens", DEFAULT_TOKENS))
 
 
-def _pad_id(pair: Pair) -> int | None:
+def _special_ids(pair: Pair) -> tuple[int | None, int | None]:
+    """The GGUF's PAD and EOS ids (None where it declares none or cannot be read)."""
     from apr_qa.errors import UsageError
     from apr_qa.models.readers import open_model
 
     try:
         with open_model(pair.gguf) as reader:
-            pad = reader.metadata.get("tokenizer.ggml.padding_token_id")
+            meta = reader.metadata
     except UsageError:
-        return None
-    return pad if isinstance(pad, int) else None
+        return None, None
+    pad, eos = meta.get("tokenizer.ggml.padding_token_id"), meta.get("tokenizer.ggml.eos_token_id")
+    return (pad if isinstance(pad, int) else None), (eos if isinstance(eos, int) else None)
+
+
+def is_pad_flood(answer: Sequence[int], pad: int, eos: int | None) -> bool:
+    """Whether an answer is nothing but PAD. The stop token ends every answer that
+    stopped; it is not part of a flood (and a model whose PAD is its EOS cannot flood)."""
+    body = list(answer)
+    if body and body[-1] == eos:
+        body.pop()
+    return bool(body) and set(body) == {pad}
 
 
 def compare_pair(
@@ -243,12 +255,12 @@ def compare_pair(
         f"{label}: mean KL divergence {stats.kl_mean:.3g} (ceiling {ceiling:g}; "
         f"p99 {stats.kl_p99:.3g}, max {stats.kl_max:.3g}, Δp rms {stats.dp_rms:.3g})",
     )
-    pad = _pad_id(pair)
+    pad, eos = _special_ids(pair)
     if pad is not None:
         for prompt, run in zip(prompts, runs, strict=True):
-            flood = bool(run.gguf_answer) and set(run.gguf_answer) == {pad}
             ledgers[PAD_FLOOD].check(
-                not flood or set(run.ref_answer) == {pad},
+                not is_pad_flood(run.gguf_answer, pad, eos)
+                or is_pad_flood(run.ref_answer, pad, eos),
                 f"{label}: {prompt[:40]!r}",
                 f"{label}: {prompt!r}: the GGUF answers only PAD (id {pad}) "
                 f"{list(run.gguf_answer)}, the checkpoint {list(run.ref_answer)}",
