@@ -443,6 +443,27 @@ def certify(
     sys.exit(result.exit_code)
 
 
+@cli.command()
+@click.argument("a", type=click.Path(path_type=Path))
+@click.argument("b", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--prompt", "prompts", multiple=True, help="A prompt to compare on (repeatable).")
+@_guarded
+def diff(a: Path, b: Path, as_json: bool, prompts: tuple[str, ...]) -> None:
+    """Compare a safetensors checkpoint with a GGUF file: tensors, tokenizer, logits.
+
+    Exit 0: the same model within tolerance; 1: a difference beyond it; 2: usage;
+    3: an artifact cannot be loaded.
+    """
+    import json
+
+    from apr_qa.diff import DEFAULT_PROMPTS, diff_artifacts, render_table
+
+    report = diff_artifacts(a, b, prompts or DEFAULT_PROMPTS)
+    click.echo(json.dumps(report.to_json(), indent=2) if as_json else render_table(report))
+    sys.exit(report.exit_code)
+
+
 from apr_qa.report.command import report_command  # noqa: E402
 from apr_qa.report.compare_command import compare_command  # noqa: E402
 

@@ -45,6 +45,8 @@ PER_MODALITY = 6
 # The GGUF quantizations the mutants are written from (clean counterparts).
 CLEAN_GGUF = ("f32", "q8_0")
 FAILED = (Outcome.FALSIFIED, Outcome.TIMEOUT, Outcome.CRASHED)
+# Gates decided by comparing two formats of the model (apr_qa.checks.differential).
+DIFFERENTIAL = ("F-ROSETTA-", "F-TOK-PARITY-")
 
 
 def _cases() -> list[tuple[str, str]]:
@@ -106,8 +108,13 @@ def write_playbook(
     modalities: list[str],
     scenarios: list[dict[str, object]],
     backend: str = "cpu",
+    compare_with: Path | None = None,
 ) -> Path:
-    """A collect-all playbook: every cell runs whatever fails first."""
+    """A collect-all playbook: every cell runs whatever fails first.
+
+    ``compare_with``: the clean counterpart the differential checks compare the
+    model with (the checkpoint for a GGUF mutant, its GGUF for a checkpoint mutant).
+    """
     quants = f", quantizations: {json.dumps(quantizations)}" if quantizations else ""
     lines = [
         f"name: {name}",
@@ -118,9 +125,19 @@ def write_playbook(
         "scenarios:",
         *(f"  - {json.dumps(s)}" for s in scenarios),
     ]
+    if compare_with is not None:
+        lines.append(f"differential_tests: {{compare_with: [{json.dumps(str(compare_with))}]}}")
     path = folder / f"{name}.yaml"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _counterpart(mutant: Mutant, root: Path, fixture: str) -> Path | None:
+    """What a mutant declaring a differential gate is compared with; None for the others
+    (each comparison loads two runtimes: only where a declared gate needs it)."""
+    if not any(g.startswith(DIFFERENTIAL) for g in mutant.gates):
+        return None
+    return root if mutant.base_format == "gguf" else root / f"{fixture}-f32.gguf"
 
 
 @dataclass(frozen=True)
@@ -181,6 +198,7 @@ def run_walk(
                 modalities,
                 [s for m in modalities for s in asked[m]],
                 backend,
+                _counterpart(mutant, root, fixture),
             )
         )
     out = tmp / "out"

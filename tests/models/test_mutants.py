@@ -410,16 +410,35 @@ def _wrong(answers: tuple[tuple[FixturePrompt, str], ...], modality: str) -> lis
 
 @pytest.mark.parametrize(("fixture", "name"), _cases_naming("F-ROSETTA-DIFF-001"))
 def test_transposed_dims_are_visible(corpus: dict[str, Any], fixture: str, name: str) -> None:
-    """F-ROSETTA-DIFF-001 is listed: some tensor's shape is the clean one reversed."""
+    """F-ROSETTA-DIFF-001 is listed: the layout differs from the clean file's. Some
+    tensor's shape is the clean one reversed, or q/k rows are the clean ones moved
+    by the rotary permutation (one way or the other), heads taken from the metadata."""
+    from apr_qa.models.rotary import permute_qk, unpermute_qk
+
     with open_model(_clean(fixture, name)) as clean:
         shapes = {i.name: i.shape for i in clean.tensor_infos()}
+        heads = int(clean.config["num_attention_heads"])
+        kv = int(clean.config.get("num_key_value_heads", heads))
+        qk = {
+            i.name: clean.read_tensor(i.name)
+            for i in clean.tensor_infos()
+            if ".attn_q." in i.name or ".attn_k." in i.name
+        }
     with open_model(_artifact(corpus, fixture, name)) as mutant:
         flipped = [
             i.name
             for i in mutant.tensor_infos()
             if i.shape != shapes[i.name] and i.shape == shapes[i.name][::-1]
         ]
-    assert flipped
+        moved = []
+        for tensor, data in qk.items():
+            n = heads if ".attn_q." in tensor else kv
+            got = mutant.read_tensor(tensor)
+            if not np.array_equal(got, data) and any(
+                np.array_equal(got, f(data, n)) for f in (permute_qk, unpermute_qk)
+            ):
+                moved.append(tensor)
+    assert flipped or moved
 
 
 @pytest.mark.slow

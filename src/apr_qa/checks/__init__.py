@@ -118,6 +118,9 @@ _BUILTIN_MODULES = (
     "apr_qa.checks.golden",
     "apr_qa.checks.garbage_rate",
     "apr_qa.checks.baseline",
+    "apr_qa.checks.tensor_diff",
+    "apr_qa.checks.tokenizer_parity",
+    "apr_qa.checks.logit_compare",
 )
 _REGISTRY: dict[Stage, list[Any]] = {stage: [] for stage in Stage}
 _loaded = False

@@ -278,12 +278,15 @@ def gguf_quant_scales(src: Path, out: Path) -> Path:
         gguf.GGMLQuantizationType.Q4_1,
         gguf.GGMLQuantizationType.Q5_0,
         gguf.GGMLQuantizationType.Q5_1,
+        gguf.GGMLQuantizationType.Q4_K,
+        gguf.GGMLQuantizationType.Q5_K,
     )
 
     def edit(name: str, data: np.ndarray[Any, Any], qtype: Any) -> np.ndarray[Any, Any]:
         if qtype not in scaled:
             return data
-        # These block types all start with the block's f16 scale.
+        # These block types all start with the block's f16 scale (the K-quants: the
+        # super-block scale d, before dmin).
         size = gguf.GGML_QUANT_SIZES[qtype][1]
         blocks = data.reshape(-1, size).copy()
         scales = blocks[:, :2].copy().view("<f2").astype(np.float32)[:, 0]
