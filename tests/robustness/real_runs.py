@@ -87,8 +87,8 @@ def complete_lines(path: Path) -> list[str]:
 
 
 def decided_ids(lines: list[str]) -> set[str]:
-    """The record ids of evidence lines."""
-    return {json.loads(line)["record_id"] for line in lines}
+    """The record ids of evidence lines (model-facts lines are not records)."""
+    return {data["record_id"] for data in map(json.loads, lines) if "record_id" in data}
 
 
 def wait_for_records(proc: subprocess.Popen[str], evidence: Path, count: int = 1) -> None:

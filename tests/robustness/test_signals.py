@@ -189,9 +189,16 @@ def test_sigints_into_a_run_that_owns_its_signals_return_an_interrupted_outcome(
     assert worker_processes() == []
 
 
-def test_a_signal_before_the_engine_starts_leaves_every_check_skipped(tmp_path: Path) -> None:
+@pytest.mark.parametrize("baseline", [False, True], ids=["alone", "with-baseline"])
+def test_a_signal_before_the_engine_starts_leaves_every_check_skipped(
+    tmp_path: Path, baseline: bool
+) -> None:
     out = tmp_path / "out"
-    playbook = load_playbook(_hanging_fake(tmp_path))
+    book = _hanging_fake(tmp_path)
+    if baseline:  # the baseline's gates apply, so they are recorded as not decided too
+        (tmp_path / "before.jsonl").write_text("")
+        book.write_text(book.read_text() + "regression: {baseline: before.jsonl}\n")
+    playbook = load_playbook(book)
     with Interrupts().installed() as interrupts:
         os.kill(os.getpid(), signal.SIGTERM)  # handled before kill() returns to us
         assert interrupts.received is signal.SIGTERM
@@ -202,7 +209,9 @@ def test_a_signal_before_the_engine_starts_leaves_every_check_skipped(tmp_path: 
         )
     assert outcome.interrupted is signal.SIGTERM
     records = read_evidence([out / "evidence.jsonl"]).records
-    assert len(records) == 2 * 3 + 1  # two cells of three scenarios, and G4 undecided
+    # Two cells of three scenarios, G4 undecided, and the baseline's two gates if named.
+    assert len(records) == 2 * 3 + 1 + 2 * baseline
+    assert sum(r.gate.startswith("F-REGR-BASE-") for r in records) == 2 * baseline
     assert all(r.outcome is Outcome.SKIPPED for r in records)
     assert all(r.halted is HaltKind.INTERRUPTED for r in records)
     assert worker_processes() == []

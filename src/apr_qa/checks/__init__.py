@@ -106,6 +106,11 @@ class EvidenceCheck(Protocol):
     gates: tuple[str, ...]
     """The gates it decides: merging shards drops their records and asks again."""
 
+    def applies(self, playbook: Playbook) -> bool:
+        """Whether the playbook asks for it: an interrupted run records the gates of
+        those that apply as not decided, and of no other."""
+        ...
+
     def check(self, records: Sequence[Record], playbook: Playbook | None) -> Iterable[Finding]:
         """Findings over ``records``; ``playbook`` is None when re-deciding merged
         evidence, where settings come from the superseded records."""

@@ -162,6 +162,10 @@ class BaselineRegression:
     name = "regression-baseline"
     gates = BASELINE_GATES
 
+    def applies(self, playbook: Playbook) -> bool:
+        """Only with a baseline to compare with."""
+        return settings_of(playbook) is not None
+
     def check(self, records: Sequence[Record], playbook: Playbook | None) -> Iterable[Finding]:
         """Nothing without a baseline (REGR stays not assessed); otherwise both gates."""
         from apr_qa.baseline import read_run

@@ -31,6 +31,10 @@ class GarbageRate:
     name = "g4-garbage-rate"
     gates = (GATE,)
 
+    def applies(self, playbook: Playbook) -> bool:
+        """Always: G4 is a gateway (a playbook that disables it is told so by a record)."""
+        return True
+
     def check(self, records: Sequence[Record], playbook: Playbook | None) -> Iterable[Finding]:
         """One finding: the garbage rate against the limit, or skipped with the reason."""
         enabled, limit = _settings(records, playbook)

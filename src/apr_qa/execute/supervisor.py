@@ -311,7 +311,7 @@ class _Run:
             with self.lock:
                 mine = [r for r in self.outcome.records if r.model == model]
             if stop is not None:
-                for gate in check.gates:
+                for gate in check.gates if check.applies(playbook) else ():
                     self.emit(
                         self.factory.make(
                             gate,

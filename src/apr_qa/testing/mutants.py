@@ -168,7 +168,10 @@ _TABLE: tuple[Mutant, ...] = (
         "gguf-qk-permutation-missing",
         "GGUF Q/K rows left in Hugging Face rotary order (llama needs the permutation)",
         "gguf",
-        ("F-A1-001", "F-ROSETTA-INF-001", "F-ROSETTA-INF-002", "F-ROSETTA-DIFF-001"),
+        # Not F-ROSETTA-INF-001: on tiny-qa (one layer of attention) 95.2% of positions
+        # keep their top-1 token, above the f32 floor; the KL (0.138 against 0.001) and the
+        # tensor layout catch it on every fixture.
+        ("F-A1-001", "F-ROSETTA-INF-002", "F-ROSETTA-DIFF-001"),
         "wrong_answers",
         _gguf("gguf-qk-permutation-missing", "f32", weights.gguf_qk_permutation),
         _rotary_permuted,
