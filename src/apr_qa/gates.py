@@ -128,10 +128,10 @@ _GATES: tuple[Gate, ...] = (
     # Scenario oracles, by modality x backend (the original's F-A1..A6).
     _g("F-A1-001", "run on cpu: scenario oracle holds", Category.QUAL),
     _g("F-A2-001", "chat on cpu: scenario oracle holds", Category.QUAL),
-    _g("F-A3-001", "serve on cpu: scenario oracle holds", Category.QUAL, planned=Capability.SERVE),
+    _g("F-A3-001", "serve on cpu: scenario oracle holds", Category.QUAL),
     _g("F-A4-001", "run on gpu: scenario oracle holds", Category.QUAL),
     _g("F-A5-001", "chat on gpu: scenario oracle holds", Category.QUAL),
-    _g("F-A6-001", "serve on gpu: scenario oracle holds", Category.QUAL, planned=Capability.SERVE),
+    _g("F-A6-001", "serve on gpu: scenario oracle holds", Category.QUAL),
     # Stability and edge cases.
     _g("F-STAB-DET-001", "same prompt at temperature 0 gives the same tokens", Category.STAB),
     _g(
@@ -196,33 +196,25 @@ _GATES: tuple[Gate, ...] = (
     _g("F-CONV-004", "conversion keeps every tensor's shape", Category.COMP, planned=_CONV),
     _g("F-CONV-005", "converted model answers as the source does", Category.COMP, planned=_CONV),
     _g("F-CONV-006", "conversion raises no unclassified defect", Category.COMP, planned=_CONV),
-    # Serve.
-    _g("F-HTTP-001", "server health endpoint answers", Category.STAB, planned=Capability.SERVE),
-    _g(
-        "F-HTTP-002",
-        "chat completions answer with valid JSON",
-        Category.STAB,
-        planned=Capability.SERVE,
-    ),
-    _g(
-        "F-HTTP-003",
-        "streamed completions are well-formed SSE",
-        Category.STAB,
-        planned=Capability.SERVE,
-    ),
-    # Performance and regression.
-    _g(
-        "F-PROFILE-CI-001",
-        "throughput at or above the floor",
-        Category.PERF,
-        planned=Capability.PROFILE,
-    ),
-    _g(
-        "F-PROFILE-CI-002",
-        "p99 latency at or below the ceiling",
-        Category.PERF,
-        planned=Capability.PROFILE,
-    ),
+    # Serve: the protocol an OpenAI-compatible server owes its clients (checks/http_protocol.py).
+    _g("F-HTTP-001", "server health endpoint answers", Category.STAB),
+    _g("F-HTTP-002", "chat completions answer with valid JSON", Category.STAB),
+    _g("F-HTTP-003", "streamed completions are well-formed SSE", Category.STAB),
+    _g("F-HTTP-004", "text completions answer with valid JSON", Category.STAB),
+    _g("F-HTTP-005", "no template token or tokenizer artefact leaks", Category.EDGE),
+    _g("F-HTTP-006", "usage counts present and consistent", Category.STAB),
+    _g("F-HTTP-007", "empty messages give a 4xx", Category.EDGE),
+    _g("F-HTTP-008", "malformed JSON gives a 4xx", Category.EDGE),
+    _g("F-HTTP-009", "a huge max_tokens is refused or bounded", Category.EDGE),
+    _g("F-HTTP-010", "parallel requests all complete in time", Category.STAB),
+    _g("F-HTTP-011", "temperature 0 gives the same text twice", Category.STAB),
+    _g("F-HTTP-012", "the server stops cleanly on SIGTERM", Category.STAB),
+    _g("F-HTTP-013", "a system prompt is honoured", Category.QUAL, planned=Capability.SERVE),
+    _g("F-HTTP-014", "multi-turn context is kept", Category.QUAL, planned=Capability.SERVE),
+    # Performance (checks/profile.py) and regression.
+    _g("F-PROFILE-CI-001", "throughput at or above the floor", Category.PERF),
+    _g("F-PROFILE-CI-002", "p99 latency at or below the ceiling", Category.PERF),
+    _g("F-PROFILE-CI-003", "p50 latency at or below the ceiling", Category.PERF),
     _g("F-REGR-BASE-001", "no check regressed against the baseline run", Category.REGR),
     _g("F-REGR-BASE-002", "MQS dropped no more than allowed from the baseline", Category.REGR),
     _g(

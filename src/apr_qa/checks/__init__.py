@@ -120,6 +120,7 @@ class EvidenceCheck(Protocol):
 _BUILTIN_MODULES = (
     "apr_qa.checks.artifact",
     "apr_qa.checks.probe",
+    "apr_qa.checks.http_protocol",
     "apr_qa.checks.golden",
     "apr_qa.checks.garbage_rate",
     "apr_qa.checks.baseline",

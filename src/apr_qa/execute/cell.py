@@ -18,7 +18,7 @@ from apr_qa import oracles
 from apr_qa.backends import Generation, Vocab
 from apr_qa.checks import Stage, registered
 from apr_qa.evidence import HaltKind, Outcome, Record, ScenarioInfo
-from apr_qa.execute.client import WorkerClient, WorkerDied, WorkerTimeout
+from apr_qa.execute.client import Worker, WorkerClient, WorkerDied, WorkerTimeout
 from apr_qa.execute.halt import Halt, Stop
 from apr_qa.execute.messages import Failed, FailureKind, Generate, Generated, Load, Loaded
 from apr_qa.execute.records import CellRef, RecordFactory
@@ -131,7 +131,7 @@ class CellRunner:
         emit: Callable[[Record], None],
         halt: Callable[[], Stop | None],
         on_progress: Callable[[int], None] = lambda n: None,
-        spawn: Callable[[str], WorkerClient] | None = None,
+        spawn: Callable[[str], Worker] | None = None,
     ) -> None:
         self.job = job
         self.factory = factory
@@ -141,7 +141,7 @@ class CellRunner:
         self._spawn = spawn or (lambda kind: WorkerClient(warm=kind))
         self._oracles: dict[str, oracles.Oracle] = {}
         self.timeout_s = job.playbook.matrix.timeout_ms / 1000
-        self.worker: WorkerClient | None = None
+        self.worker: Worker | None = None
         self.garbage_oracle: oracles.Oracle | None = None
         self.crashed: list[str] = []
         self.hung: list[str] = []
@@ -302,6 +302,10 @@ class CellRunner:
         else:
             self.skip_rest(rest, f"not run: the worker could not be restarted ({error})")
         return False
+
+    def interrupted_run(self) -> bool:
+        """Whether the run was interrupted (a server killed then says nothing)."""
+        return self._interrupted() is not None
 
     def _interrupted(self) -> Stop | None:
         """The stop when the run was interrupted (its workers are killed on purpose)."""

@@ -11,12 +11,12 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Protocol
 
 from apr_qa.execute import messages
 from apr_qa.execute.messages import ProtocolError
 
-__all__ = ["Answer", "WorkerClient", "WorkerDied", "WorkerTimeout"]
+__all__ = ["Answer", "Worker", "WorkerClient", "WorkerDied", "WorkerTimeout"]
 
 STDERR_TAIL_BYTES = 2000
 
@@ -56,6 +56,32 @@ class Answer:
 
     reply: messages.Reply
     wall_s: float
+
+
+class Worker(Protocol):
+    """What a cell drives: a worker process, or a server standing in for one
+    (:class:`apr_qa.execute.server_client.ServerClient`)."""
+
+    @property
+    def pid(self) -> int | None:
+        """The process group to kill on interrupt; None for a server we did not start."""
+        ...
+
+    def alive(self) -> bool:
+        """Whether it still runs."""
+        ...
+
+    def request(self, request: messages.Request, timeout_s: float) -> Answer:
+        """One request, answered within ``timeout_s`` or :class:`WorkerTimeout`."""
+        ...
+
+    def kill(self) -> None:
+        """Stop it now."""
+        ...
+
+    def close(self) -> None:
+        """Stop it politely."""
+        ...
 
 
 class WorkerClient:

@@ -30,6 +30,7 @@ from apr_qa.execute.halt import Halt, Stop
 from apr_qa.execute.interrupts import INTERRUPT_SIGNALS, Interrupts
 from apr_qa.execute.progress import Progress
 from apr_qa.execute.records import CellRef, RecordFactory
+from apr_qa.execute.server_client import ServerSpawner, record_shutdown
 from apr_qa.execute.warm import BACKEND_OF_FORMAT, WarmPool
 from apr_qa.gates import Severity
 from apr_qa.plan import Cell, Plan, Shard, build_plan
@@ -132,10 +133,18 @@ class _Run:
         """Resolve artifacts, run the artifact and model stages, turn cells into jobs."""
         from apr_qa.checks.converted import conversion_findings
         from apr_qa.models.sources import ModelRef, resolve
+        from apr_qa.serve.spec import serve_spec
 
         model = playbook.model
         trust = model.trust_remote_code and self.options.trust_remote_code
-        formats = sorted({c.format for c in cells if c.format != "apr"})
+        remote = serve_spec(playbook.sections).url is not None
+        formats = sorted(
+            {
+                c.format
+                for c in cells
+                if c.format != "apr" and not (remote and c.modality == "serve")
+            }
+        )
         quants = sorted(
             {c.quantization for c in cells if c.format == "gguf" and c.quantization != "auto"}
         )
@@ -161,7 +170,7 @@ class _Run:
         artifacts: dict[str, Artifact] = {}
         for cell in cells:
             for job, origin in self._cell_jobs(playbook, cell, resolution, trust):
-                if job.skip_reason is None and job.path not in artifacts:
+                if job.skip_reason is None and origin != "remote" and job.path not in artifacts:
                     at = CellRef(job.cell.model, job.cell.format, job.cell.quantization)
                     artifact = Artifact(playbook, at, Path(job.path), origin)
                     artifacts[job.path] = artifact
@@ -208,6 +217,7 @@ class _Run:
         self, playbook: Playbook, cell: Cell, resolution: Resolution | None, trust: bool
     ) -> Iterator[tuple[CellJob, str]]:
         from apr_qa.backends.device import gpu_unavailable_reason
+        from apr_qa.serve.spec import serve_spec
 
         scenarios = cell.scenarios()
         kind = self.options.backend_override or BACKEND_OF_FORMAT.get(cell.format, "-")
@@ -229,10 +239,13 @@ class _Run:
             yield job(cell.quantization, skip="skipped: format apr has no runtime in apr-qa"), "-"
             return
         if cell.modality == "serve":
-            reason = "skipped: the serve modality is not supported by this version of apr-qa"
-            yield job(cell.quantization, skip=reason), "-"
-            return
-        if cell.backend == "gpu" and (why := gpu_unavailable_reason(kind)):
+            kind = "server"
+            if serve_spec(playbook.sections).url is not None:
+                # A server running elsewhere: no artifact here; the cell is its label.
+                yield job(cell.quantization, "-"), "remote"
+                return
+        runtime = BACKEND_OF_FORMAT.get(cell.format, "-") if kind == "server" else kind
+        if cell.backend == "gpu" and (why := gpu_unavailable_reason(runtime)):
             yield job(cell.quantization, skip=f"skipped: gpu requested but unusable: {why}"), "-"
             return
         if resolution is None:  # the fake backend: the model path is its script
@@ -277,13 +290,14 @@ class _Run:
             runner.skip_rest(job.scenarios, f"not run: {stop.reason}", stop.kind)
             self.progress.cell_done()
             return
+        servers = self._server_spawner(job)
         runner = CellRunner(
             job,
             self.factory,
             self.emit,
             lambda: self.stop_for(model),
             self.progress.advance,
-            spawn=self.warm.take,
+            spawn=servers if servers is not None else self.warm.take,
         )
         with self.lock:
             self.runners.add(runner)
@@ -298,6 +312,18 @@ class _Run:
             with self.lock:
                 self.runners.discard(runner)
             self.progress.cell_done()
+        if servers is not None and servers.last is not None:
+            record_shutdown(runner, servers.last)
+
+    def _server_spawner(self, job: CellJob) -> ServerSpawner | None:
+        """A serve cell's workers are servers (:mod:`apr_qa.execute.server_client`)."""
+        if job.cell.modality != "serve" or job.skip_reason:
+            return None
+        from apr_qa.serve.spec import serve_spec
+
+        spec = serve_spec(job.playbook.sections)
+        fmt = job.cell.format or "-"
+        return ServerSpawner(spec, fmt, job.path, job.device, self.options.backend_override)
 
     def evidence_stage(self, playbook: Playbook) -> None:
         """Evidence-stage checks over the model's records (an interrupted run's are
@@ -335,7 +361,7 @@ class _Run:
         self.everything.set(Stop(HaltKind.INTERRUPTED, f"interrupted by {first.name}"))
         for runner in self.runners.copy():
             worker = runner.worker
-            if worker is not None:
+            if worker is not None and worker.pid is not None:
                 with contextlib.suppress(OSError):
                     os.killpg(worker.pid, signal.SIGKILL)
 

@@ -1,0 +1,102 @@
+"""Serve cells through the engine: apr-qa starts a server per artifact (here its own
+server over the fake backend), asks the scenarios over HTTP, judges them with the
+same oracles, and stops the server; or it reaches a server at ``serve.url`` and
+leaves it running."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import misbehaving
+from own_workers import worker_processes
+
+from apr_qa.evidence import Outcome, Record, read_evidence
+from apr_qa.execute import RunOptions, execute
+from apr_qa.playbook import load_playbook
+from apr_qa.serve.http import Endpoint, get
+from apr_qa.serve.launch import free_port, wait_ready
+
+ANSWERS = {"What is 2 + 2?": "4", "Say hello.": "Hello there, friend."}
+SCENARIOS = (
+    "  - {name: add, prompt: 'What is 2 + 2?', oracle: arithmetic}\n"
+    "  - {name: hello, prompt: 'Say hello.', oracle: contains, value: hello, case_sensitive: false}\n"
+)
+
+
+def _book(tmp_path: Path, model: dict[str, object], serve: str = "") -> Path:
+    script = tmp_path / "fake-model.json"
+    script.write_text(json.dumps({"answers": ANSWERS, "default": "I am fine.", **model}))
+    book = tmp_path / "book.yaml"
+    book.write_text(
+        f"name: fake\nmodel: {{id: org/fake, path: {script}}}\n"
+        "test_matrix: {modalities: [serve], backends: [cpu], formats: [gguf],"
+        " quantizations: [q8_0], timeout_ms: 20000, scenario_count: 0, max_tokens: 16}\n"
+        f"failure_policy: collect-all\n{serve}scenarios:\n{SCENARIOS}"
+    )
+    return book
+
+
+def _run(tmp_path: Path, book: Path) -> list[Record]:
+    out = tmp_path / "out"
+    execute([load_playbook(book)], RunOptions(output_dir=out, backend_override="fake"))
+    return read_evidence([out / "evidence.jsonl"]).records
+
+
+def _outcomes(records: list[Record], prefix: str) -> dict[str, Outcome]:
+    return {r.gate: r.outcome for r in records if r.gate.startswith(prefix)}
+
+
+def test_a_served_model_is_judged_over_http_and_its_server_stopped(tmp_path: Path) -> None:
+    records = _run(tmp_path, _book(tmp_path, {}))
+    scenario = {r.scenario.name: r for r in records if r.gate == "F-A3-001" and r.scenario}
+    assert {n: r.outcome for n, r in scenario.items()} == {
+        "add": Outcome.CORROBORATED,
+        "hello": Outcome.CORROBORATED,
+    }
+    assert scenario["add"].output == "4"  # the fake's answer, come back over HTTP
+    gates = _outcomes(records, "F-HTTP-")
+    assert len(gates) == 12 and set(gates.values()) == {Outcome.CORROBORATED}, gates
+    assert _outcomes(records, "G")["G1-LOAD-001"] is Outcome.CORROBORATED
+    assert worker_processes() == []
+
+
+def test_a_wrong_answer_over_http_is_falsified(tmp_path: Path) -> None:
+    # The same oracle as in-process: a model answering 5 fails the arithmetic scenario.
+    records = _run(tmp_path, _book(tmp_path, {"answers": {"What is 2 + 2?": "5"}}))
+    add = [r for r in records if r.gate == "F-A3-001" and r.scenario and r.scenario.name == "add"]
+    assert [r.outcome for r in add] == [Outcome.FALSIFIED]
+
+
+def test_a_server_that_cannot_load_fails_g1_and_leaves_nothing(tmp_path: Path) -> None:
+    records = _run(tmp_path, _book(tmp_path, {"fail_load": "corrupt weights"}))
+    load = [r for r in records if r.gate == "G1-LOAD-001"]
+    assert [r.outcome for r in load] == [Outcome.FALSIFIED]
+    assert "corrupt weights" in load[0].reason
+    assert worker_processes() == []
+
+
+def test_a_serve_url_cell_reaches_an_outside_server_and_leaves_it_running(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    os.environ.pop("APR_QA_TEST_KEY", None)
+    outside = subprocess.Popen(
+        [sys.executable, str(Path(misbehaving.__file__)), str(port), "leak"]
+    )
+    try:
+        endpoint = Endpoint(f"http://127.0.0.1:{port}")
+        assert wait_ready(endpoint, 30)[0]
+        serve = f"serve: {{url: 'http://127.0.0.1:{port}/v1', api_key_env: APR_QA_TEST_KEY}}\n"
+        records = _run(tmp_path, _book(tmp_path, {}, serve))
+        gates = _outcomes(records, "F-HTTP-")
+        assert gates["F-HTTP-005"] is Outcome.FALSIFIED  # this server leaks <|im_end|>
+        assert gates["F-HTTP-002"] is Outcome.CORROBORATED
+        assert gates["F-HTTP-012"] is Outcome.SKIPPED  # not ours to stop
+        assert outside.poll() is None and get(endpoint, "/v1/models", 5).status == 200
+    finally:
+        outside.kill()
+        outside.wait()
