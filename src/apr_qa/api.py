@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -83,6 +83,9 @@ class RunConfig:
     baseline: Path | None = None
     """An earlier run (evidence.jsonl, summary.json or directory) to compare with:
     overrides every playbook's ``regression.baseline`` (docs/regression.md)."""
+    profile_assertions: Mapping[str, float] = field(default_factory=dict)
+    """``min_throughput``, ``max_p50_ms``, ``max_p99_ms`` from the command line: they
+    enable every playbook's ``profile_ci`` and override its assertions of the same kind."""
 
 
 @dataclass(frozen=True)
@@ -209,6 +212,8 @@ def run(playbooks: Loaded | Sequence[Path], config: RunConfig) -> RunResult:
     loaded = playbooks if isinstance(playbooks, Loaded) else load(playbooks, config.model_path)
     if config.baseline is not None:
         loaded = _with_baseline(loaded, config.baseline)
+    if config.profile_assertions:
+        loaded = _with_profile(loaded, config.profile_assertions)
     _check_golden(loaded.playbooks)
     with contextlib.ExitStack() as stack:
         interrupts = stack.enter_context(Interrupts().installed())
@@ -276,6 +281,26 @@ def _with_baseline(loaded: Loaded, baseline: Path) -> Loaded:
     for book in loaded.playbooks:
         section = {**book.sections.get("regression", {}), "baseline": str(baseline.resolve())}
         sections = frozen_map({**book.sections, "regression": section})
+        books.append(dataclasses.replace(book, sections=sections))
+    return Loaded(tuple(books), loaded.warnings)
+
+
+def _with_profile(loaded: Loaded, assertions: Mapping[str, float]) -> Loaded:
+    """Every playbook profiled, with the command line's assertions over its own
+    (a throughput floor replaces the per-device floors too)."""
+    import dataclasses
+
+    from apr_qa.playbook.model import frozen_map
+
+    books = []
+    for book in loaded.playbooks:
+        section = dict(book.sections.get("profile_ci", {}))
+        mine = dict(section.get("assertions") or {})
+        if "min_throughput" in assertions:
+            mine.pop("min_throughput_cpu", None)
+            mine.pop("min_throughput_gpu", None)
+        section.update(enabled=True, assertions={**mine, **assertions})
+        sections = frozen_map({**book.sections, "profile_ci": section})
         books.append(dataclasses.replace(book, sections=sections))
     return Loaded(tuple(books), loaded.warnings)
 

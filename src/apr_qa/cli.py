@@ -264,6 +264,24 @@ def lock(
     help="An earlier run (evidence.jsonl, summary.json or directory): checks that regressed "
     "against it are F-REGR-BASE failures (exit 1).",
 )
+@click.option(
+    "--assert-throughput",
+    type=float,
+    metavar="TOK_S",
+    help="Profile every cell; fail (F-PROFILE-CI-001, exit 1) below this many tokens/s.",
+)
+@click.option(
+    "--assert-p99",
+    type=float,
+    metavar="MS",
+    help="Profile every cell; fail (F-PROFILE-CI-002, exit 1) when p99 latency exceeds MS.",
+)
+@click.option(
+    "--assert-p50",
+    type=float,
+    metavar="MS",
+    help="Profile every cell; fail (F-PROFILE-CI-003, exit 1) when p50 latency exceeds MS.",
+)
 @click.pass_context
 @_guarded
 def run(
@@ -279,6 +297,9 @@ def run(
     trust_remote_code: bool,
     no_convert: bool,
     baseline: Path | None,
+    assert_throughput: float | None,
+    assert_p99: float | None,
+    assert_p50: float | None,
 ) -> None:
     """Run playbooks on real runtimes; write evidence and reports to --output.
 
@@ -304,6 +325,15 @@ def run(
         model_path=model_path,
         progress=sys.stderr.isatty() and not quiet,
         baseline=baseline,
+        profile_assertions={
+            key: value
+            for key, value in (
+                ("min_throughput", assert_throughput),
+                ("max_p99_ms", assert_p99),
+                ("max_p50_ms", assert_p50),
+            )
+            if value is not None
+        },
     )
     from apr_qa.report import check_grade
 

@@ -14,6 +14,7 @@ __all__ = [
     "BASELINE_GATES",
     "CATEGORY_WEIGHTS",
     "GATEWAYS",
+    "PROFILE_GATES",
     "Capability",
     "Category",
     "Gate",
@@ -231,6 +232,10 @@ GATEWAYS: tuple[str, ...] = ("G0", "G1", "G2", "G3", "G4")
 BASELINE_GATES: tuple[str, ...] = ("F-REGR-BASE-001", "F-REGR-BASE-002")
 """The regression gates a run decides against ``--baseline``: a falsified one fails CI
 (exit 1) whatever the grade, since "worse than what we shipped" is the question."""
+
+PROFILE_GATES: tuple[str, ...] = ("F-PROFILE-CI-001", "F-PROFILE-CI-002", "F-PROFILE-CI-003")
+"""The profile assertions: a falsified one fails CI (exit 1) whatever the grade, as a
+release that halves throughput is a regression even when every answer is right."""
 
 _BY_ID: dict[str, Gate] = {g.id: g for g in _GATES}
 

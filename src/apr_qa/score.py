@@ -18,7 +18,15 @@ from fractions import Fraction
 
 from apr_qa.evidence import HaltKind, Outcome, Record
 from apr_qa.facts import ModelFacts
-from apr_qa.gates import BASELINE_GATES, CATEGORY_WEIGHTS, GATEWAYS, Category, Gate, lookup
+from apr_qa.gates import (
+    BASELINE_GATES,
+    CATEGORY_WEIGHTS,
+    GATEWAYS,
+    PROFILE_GATES,
+    Category,
+    Gate,
+    lookup,
+)
 
 __all__ = [
     "EXECUTED",
@@ -152,10 +160,18 @@ class ModelScore:
             r.gate in BASELINE_GATES and r.outcome is Outcome.FALSIFIED for r in self.records
         )
 
+    @property
+    def too_slow(self) -> bool:
+        """Whether a profile assertion was falsified (F-PROFILE-CI-*)."""
+        return any(r.gate in PROFILE_GATES and r.outcome is Outcome.FALSIFIED for r in self.records)
+
     def passes(self, fail_below: str) -> bool:
-        """Whether this model is good enough for CI: gateways held, grade reached, and
-        nothing regressed beyond what the playbook allows against a baseline."""
+        """Whether this model is good enough for CI: gateways held, grade reached,
+        nothing regressed beyond what the playbook allows against a baseline, and
+        every profile assertion held."""
         if self.gateway_failed or self.status == Status.PENDING or self.regressed:
+            return False
+        if self.too_slow:
             return False
         return grade_rank(self.grade) >= grade_rank(fail_below)
 

@@ -121,6 +121,7 @@ _BUILTIN_MODULES = (
     "apr_qa.checks.artifact",
     "apr_qa.checks.probe",
     "apr_qa.checks.http_protocol",
+    "apr_qa.checks.profile",
     "apr_qa.checks.golden",
     "apr_qa.checks.garbage_rate",
     "apr_qa.checks.baseline",

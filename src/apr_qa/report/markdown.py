@@ -145,7 +145,41 @@ def _model_section(model: ModelScore) -> str:
     section = baseline_section(model)
     if section is not None:
         lines += [baseline_markdown(section)]
+    lines += _profile_lines(model)
     return "\n".join(lines) + "\n"
+
+
+_PROFILE_COLUMNS = (
+    ("tok/s", "throughput_tok_s"),
+    ("decode tok/s", "decode_tok_s"),
+    ("TTFT p50 ms", "ttft_p50_ms"),
+    ("p50 ms", "latency_p50_ms"),
+    ("p99 ms", "latency_p99_ms"),
+    ("peak RSS MB", "peak_rss_mb"),
+)
+
+
+def _profile_lines(model: ModelScore) -> list[str]:
+    """The profile table (figures per cell), when the model was profiled."""
+    from apr_qa.report.summary import profile_rows
+
+    rows = profile_rows(model)
+    if not rows:
+        return []
+    head = " | ".join(name for name, _ in _PROFILE_COLUMNS)
+    lines = [
+        "**Profile**",
+        "",
+        f"| Cell | {head} |",
+        "|---" + "|---:" * len(_PROFILE_COLUMNS) + "|",
+    ]
+    for row in rows:
+        figures = row["figures"]
+        cells = " | ".join(
+            f"{figures[key]:.1f}" if key in figures else "-" for _, key in _PROFILE_COLUMNS
+        )
+        lines.append(f"| {escape_inline(row['cell'])} | {cells} |")
+    return [*lines, ""]
 
 
 def _interleaved(models: Iterable[ModelScore]) -> list[tuple[int, Record]]:

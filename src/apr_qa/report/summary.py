@@ -17,7 +17,7 @@ from typing import Any
 from apr_qa import __version__
 from apr_qa.evidence import Outcome, Record
 from apr_qa.facts import ModelFacts
-from apr_qa.gates import BASELINE_GATES, Category, lookup
+from apr_qa.gates import BASELINE_GATES, PROFILE_GATES, Category, lookup
 from apr_qa.score import EXECUTED, ModelScore, RunScore
 
 __all__ = [
@@ -85,6 +85,18 @@ def throughput_rows(model: ModelScore) -> list[dict[str, Any]]:
     return [
         {"format": fmt, "backend": backend, "tok_per_s": round(statistics.median(values), 2)}
         for (fmt, backend), values in sorted(groups.items())
+    ]
+
+
+def profile_rows(model: ModelScore) -> list[dict[str, Any]]:
+    """Each profiled cell's figures (from its newest F-PROFILE-CI-001 record)."""
+    newest: dict[str, Record] = {}
+    for r in sorted(model.records, key=lambda r: (r.timestamp, r.record_id)):
+        if r.gate == PROFILE_GATES[0] and "throughput_tok_s" in r.metrics:
+            newest[r.cell] = r
+    return [
+        {"cell": cell, "figures": {k: round(float(v), 3) for k, v in r.metrics.items()}}
+        for cell, r in sorted(newest.items())
     ]
 
 
@@ -171,6 +183,7 @@ def _model_json(model: ModelScore, fail_below: str, facts: ModelFacts | None) ->
         "environment": _environment(model),
         "cells": cell_rows(model),
         "throughput": throughput_rows(model),
+        "profile": profile_rows(model),
         "failures_total": len(model.failures),
         "top_failures": [failure_json(r) for r in model.failures[:TOP_FAILURES]],
         "baseline": baseline_section(model),
