@@ -217,6 +217,7 @@ class _Run:
         self, playbook: Playbook, cell: Cell, resolution: Resolution | None, trust: bool
     ) -> Iterator[tuple[CellJob, str]]:
         from apr_qa.backends.device import gpu_unavailable_reason
+        from apr_qa.serve.launch import missing_runtime
         from apr_qa.serve.spec import serve_spec
 
         scenarios = cell.scenarios()
@@ -240,7 +241,13 @@ class _Run:
             return
         if cell.modality == "serve":
             kind = "server"
-            if serve_spec(playbook.sections).url is not None:
+            spec = serve_spec(playbook.sections)
+            if self.options.backend_override is None and (
+                absent := missing_runtime(spec, cell.format)
+            ):
+                yield job(cell.quantization, skip=f"skipped: {absent}"), "-"
+                return
+            if spec.url is not None:
                 # A server running elsewhere: no artifact here; the cell is its label.
                 yield job(cell.quantization, "-"), "remote"
                 return

@@ -31,6 +31,7 @@ __all__ = [
     "Shutdown",
     "StartFailed",
     "free_port",
+    "missing_runtime",
     "server_command",
     "wait_ready",
 ]
@@ -62,6 +63,22 @@ def free_port() -> int:
         return port
 
 
+def missing_runtime(spec: ServeSpec, fmt: str) -> str | None:
+    """Why the default server for ``fmt`` cannot start here (its extra is not
+    installed), or None. Not the model's fault: the cell is skipped with this."""
+    if spec.url or spec.command:
+        return None
+    engine = spec.engine if spec.engine != "auto" else ("llama-cpp" if fmt == "gguf" else "")
+    if engine != "llama-cpp":
+        return None
+    missing = [m for m in LLAMA_SERVER_MODULES if importlib.util.find_spec(m) is None]
+    if not missing:
+        return None
+    return (
+        f"llama_cpp.server needs the extra llama-cpp-python[server] (missing: {', '.join(missing)})"
+    )
+
+
 def server_command(
     spec: ServeSpec, fmt: str, model: str, device: str, port: int, backend: str | None = None
 ) -> tuple[str, ...]:
@@ -78,12 +95,8 @@ def server_command(
     if engine == "auto":
         engine = "llama-cpp" if fmt == "gguf" else "apr-qa"
     if engine == "llama-cpp":
-        missing = [m for m in LLAMA_SERVER_MODULES if importlib.util.find_spec(m) is None]
-        if missing:
-            raise StartFailed(
-                "llama_cpp.server needs the extra llama-cpp-python[server] "
-                f"(missing: {', '.join(missing)})"
-            )
+        if (why := missing_runtime(spec, fmt)) is not None:
+            raise StartFailed(why)
         gpu_layers = "-1" if device == "gpu" else "0"
         return (
             sys.executable, "-m", "llama_cpp.server", "--model", model,
