@@ -12,21 +12,30 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["OWNER_VAR", "worker_processes"]
+__all__ = ["OWNER_VAR", "RUNTIME_PROCESSES", "worker_processes"]
 
 OWNER_VAR = "APR_QA_TEST_WORKER_OWNER"
 
 
-def worker_processes() -> list[int]:
-    """Pids of live worker processes that carry this test's marker."""
-    marker = f"{OWNER_VAR}={os.environ[OWNER_VAR]}".encode()
+RUNTIME_PROCESSES = (
+    b"apr_qa.execute.worker",
+    b"apr_qa.serve.app",
+    b"llama_cpp.server",
+    b"misbehaving.py",
+)
+"""What the suite starts: workers, the servers of serve cells, the tests' own server."""
+
+
+def worker_processes(marker_var: str = OWNER_VAR) -> list[int]:
+    """Pids of live worker and server processes that carry this test's marker."""
+    marker = f"{marker_var}={os.environ[marker_var]}".encode()
     pids = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             cmdline = (entry / "cmdline").read_bytes()
-            if b"apr_qa.execute.worker" not in cmdline:
+            if not any(name in cmdline for name in RUNTIME_PROCESSES):
                 continue
             environ = (entry / "environ").read_bytes().split(b"\0")
         except OSError:

@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "execute"))
 
-from own_workers import OWNER_VAR  # noqa: E402
+from own_workers import OWNER_VAR
 
 
 @pytest.fixture(autouse=True)

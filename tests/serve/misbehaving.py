@@ -10,19 +10,38 @@ the gate that names it:
 - ``no-done``: a stream never sends ``data: [DONE]`` (F-HTTP-003)
 - ``hang-5th``: the 5th request in flight at once never gets an answer (F-HTTP-010)
 - ``die-on-large``: ``max_tokens`` above 100000 kills the server (F-HTTP-009)
+- ``no-completions``: ``/v1/completions`` is missing (F-HTTP-004)
+- ``no-usage``: completions carry no ``usage`` (F-HTTP-006)
+- ``500-on-empty``: empty ``messages`` crash the handler, a 500 (F-HTTP-007)
+- ``500-on-malformed``: a body that is not JSON crashes the handler, a 500 (F-HTTP-008)
+- ``random``: each answer differs, whatever the temperature (F-HTTP-011)
+- ``ignore-term``: SIGTERM is ignored (F-HTTP-012, when apr-qa started the server)
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
+import signal
 import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-FAULTS = ("malformed-json", "leak", "no-done", "hang-5th", "die-on-large")
+FAULTS = (
+    "malformed-json",
+    "leak",
+    "no-done",
+    "hang-5th",
+    "die-on-large",
+    "no-completions",
+    "no-usage",
+    "500-on-empty",
+    "500-on-malformed",
+    "random",
+)
 ANSWER = "The answer is 4."
 
 
@@ -72,7 +91,10 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             data = json.loads(body)
         except ValueError:
-            self._send(400, b'{"error": "bad json"}')
+            self._send(500 if fault == "500-on-malformed" else 400, b'{"error": "bad json"}')
+            return
+        if fault == "no-completions" and self.path == "/v1/completions":
+            self._send(404, b'{"error": "no route"}')
             return
         if fault == "hang-5th":
             if nth == 5:  # the request that arrived while four others were in flight
@@ -80,11 +102,14 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(0.3)  # slow enough that parallel requests overlap
         chat = self.path == "/v1/chat/completions"
         if chat and not data.get("messages"):
-            self._send(400, b'{"error": "messages must not be empty"}')
+            status = 500 if fault == "500-on-empty" else 400
+            self._send(status, b'{"error": "messages must not be empty"}')
             return
         if fault == "die-on-large" and int(data.get("max_tokens") or 0) > 100_000:
             os._exit(1)
         text = ANSWER + ("<|im_end|>" if fault == "leak" else "")
+        if fault == "random":
+            text = f"{ANSWER} ({random.random():.6f})"
         if data.get("stream"):
             self._stream(text, chat)
             return
@@ -95,7 +120,10 @@ class _Handler(BaseHTTPRequestHandler):
             {"message": {"role": "assistant", "content": text}} if chat else {"text": text}
         )
         usage = {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9}
-        self._send(200, json.dumps({"choices": [choice], "usage": usage}).encode())
+        answer: dict[str, Any] = {"choices": [choice]}
+        if fault != "no-usage":
+            answer["usage"] = usage
+        self._send(200, json.dumps(answer).encode())
 
     def _stream(self, text: str, chat: bool) -> None:
         self.send_response(200)
@@ -119,4 +147,7 @@ def start(port: int, fault: str | None = None) -> ThreadingHTTPServer:
 
 
 if __name__ == "__main__":
-    _Server(int(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else None).serve_forever()
+    chosen = sys.argv[2] if len(sys.argv) > 2 else None
+    if chosen == "ignore-term":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _Server(int(sys.argv[1]), chosen).serve_forever()

@@ -24,6 +24,11 @@ EXPECTED = {
     "no-done": "F-HTTP-003",
     "hang-5th": "F-HTTP-010",
     "die-on-large": "F-HTTP-009",
+    "no-completions": "F-HTTP-004",
+    "no-usage": "F-HTTP-006",
+    "500-on-empty": "F-HTTP-007",
+    "500-on-malformed": "F-HTTP-008",
+    "random": "F-HTTP-011",
 }
 
 

@@ -84,9 +84,7 @@ def test_a_serve_url_cell_reaches_an_outside_server_and_leaves_it_running(
 ) -> None:
     port = free_port()
     os.environ.pop("APR_QA_TEST_KEY", None)
-    outside = subprocess.Popen(
-        [sys.executable, str(Path(misbehaving.__file__)), str(port), "leak"]
-    )
+    outside = subprocess.Popen([sys.executable, str(Path(misbehaving.__file__)), str(port), "leak"])
     try:
         endpoint = Endpoint(f"http://127.0.0.1:{port}")
         assert wait_ready(endpoint, 30)[0]
@@ -100,3 +98,28 @@ def test_a_serve_url_cell_reaches_an_outside_server_and_leaves_it_running(
     finally:
         outside.kill()
         outside.wait()
+
+
+def test_a_serve_command_server_that_ignores_sigterm_fails_f_http_012_and_is_killed(
+    tmp_path: Path,
+) -> None:
+    # The playbook's own command line (a list: no shell), with {port} filled in.
+    server = json.dumps([sys.executable, str(Path(misbehaving.__file__)), "{port}", "ignore-term"])
+    serve = f"serve: {{command: {server}, stop_grace_s: 1}}\n"
+    records = _run(tmp_path, _book(tmp_path, {}, serve))
+    gates = _outcomes(records, "F-HTTP-")
+    assert gates["F-HTTP-012"] is Outcome.FALSIFIED, gates
+    assert gates["F-HTTP-002"] is Outcome.CORROBORATED
+    assert worker_processes() == []  # killed after the grace period, group and all
+
+
+def test_a_server_killed_by_a_huge_max_tokens_is_a_crash_and_is_restarted(
+    tmp_path: Path,
+) -> None:
+    server = json.dumps([sys.executable, str(Path(misbehaving.__file__)), "{port}", "die-on-large"])
+    records = _run(tmp_path, _book(tmp_path, {}, f"serve: {{command: {server}}}\n"))
+    assert _outcomes(records, "F-HTTP-")["F-HTTP-009"] is Outcome.FALSIFIED
+    assert _outcomes(records, "G3-CRASH")["G3-CRASH-001"] is Outcome.FALSIFIED
+    add = [r for r in records if r.gate == "F-A3-001" and r.scenario and r.scenario.name == "add"]
+    assert [r.outcome for r in add] == [Outcome.CORROBORATED]  # asked of a new server
+    assert worker_processes() == []

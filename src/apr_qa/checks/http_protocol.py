@@ -268,6 +268,13 @@ class ServeProtocol:
         probe = Probe(messages, prompt, worker.spec.concurrency, session.timeout_s)
         for finding in protocol_findings(worker.endpoint, probe):
             session.record(finding.gate, finding.outcome, finding.reason, metrics=finding.metrics)
+        if worker.server is not None and not worker.server.alive():
+            # A server the protocol questions killed crashed (G3); the scenarios get a new one.
+            session.crashed.append(
+                f"protocol checks: server exit status {worker.server.returncode()}"
+            )
+            worker.kill()
+            session.worker = None
 
 
 def shown(findings: Sequence[Finding]) -> str:

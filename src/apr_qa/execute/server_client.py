@@ -184,7 +184,7 @@ class ServerClient:
     def close(self) -> None:
         """Stop a server we started: SIGTERM, a grace period, then SIGKILL."""
         if self.server is not None and self.shutdown is None:
-            self.shutdown = self.server.stop()
+            self.shutdown = self.server.stop(self.spec.stop_grace_s)
 
 
 @dataclass

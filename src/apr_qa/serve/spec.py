@@ -21,6 +21,7 @@ __all__ = ["DEFAULT_CONCURRENCY", "DEFAULT_READY_TIMEOUT_S", "ServeSpec", "serve
 DEFAULT_READY_TIMEOUT_S = 120.0
 DEFAULT_CONCURRENCY = 10
 DEFAULT_MAX_TOKENS_CAP = 256
+DEFAULT_STOP_GRACE_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class ServeSpec:
     concurrency: int = DEFAULT_CONCURRENCY
     max_tokens_cap: int = DEFAULT_MAX_TOKENS_CAP
     """The bound apr-qa's own server puts on ``max_tokens``."""
+    stop_grace_s: float = DEFAULT_STOP_GRACE_S
+    """How long a server we started has, after SIGTERM, before it is killed (F-HTTP-012)."""
 
     def api_key(self) -> str | None:
         """The key from the environment (None when not configured or not set)."""
@@ -59,4 +62,5 @@ def serve_spec(sections: Mapping[str, Mapping[str, Any]]) -> ServeSpec:
         ready_timeout_s=float(raw.get("ready_timeout_s") or DEFAULT_READY_TIMEOUT_S),
         concurrency=int(raw.get("concurrency") or DEFAULT_CONCURRENCY),
         max_tokens_cap=int(raw.get("max_tokens_cap") or DEFAULT_MAX_TOKENS_CAP),
+        stop_grace_s=float(raw.get("stop_grace_s") or DEFAULT_STOP_GRACE_S),
     )
