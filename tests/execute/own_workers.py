@@ -12,9 +12,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["OWNER_VAR", "RUNTIME_PROCESSES", "worker_processes"]
+__all__ = ["OWNER_VAR", "RUNTIME_PROCESSES", "SUITE_VAR", "worker_processes"]
 
 OWNER_VAR = "APR_QA_TEST_WORKER_OWNER"
+SUITE_VAR = "APR_QA_TEST_SUITE_OWNER"
+"""Set once for the whole test session (tests/conftest.py): what the suite started."""
 
 
 RUNTIME_PROCESSES = (
@@ -28,7 +30,10 @@ RUNTIME_PROCESSES = (
 
 def worker_processes(marker_var: str = OWNER_VAR) -> list[int]:
     """Pids of live worker and server processes that carry this test's marker."""
-    marker = f"{marker_var}={os.environ[marker_var]}".encode()
+    value = os.environ.get(marker_var)
+    if value is None:
+        return []
+    marker = f"{marker_var}={value}".encode()
     pids = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():

@@ -56,3 +56,27 @@ def test_another_runs_worker_is_not_counted() -> None:
         assert client.alive() and worker_processes() == []
     finally:
         client.close()
+
+
+def test_the_suite_marker_sees_a_server_left_running_and_nothing_once_it_is_stopped() -> None:
+    # What tests/conftest.py checks after the whole suite, shown able to fail.
+    from pathlib import Path
+
+    from own_workers import SUITE_VAR
+
+    from apr_qa.serve.http import Endpoint
+    from apr_qa.serve.launch import Server, free_port, wait_ready
+
+    port = free_port()
+    script = Path(__file__).resolve().parents[1] / "serve" / "misbehaving.py"
+    server = Server([sys.executable, str(script), str(port)])
+    stopped = False
+    try:
+        assert wait_ready(Endpoint(f"http://127.0.0.1:{port}"), 60, alive=server)[0]
+        assert server.pid in worker_processes(SUITE_VAR)
+        server.stop(grace_s=30)
+        stopped = True
+        assert server.pid not in worker_processes(SUITE_VAR)
+    finally:
+        if not stopped:
+            server.kill()
