@@ -112,3 +112,4 @@ def test_cli_profile_assertions_fail_an_impossible_floor_and_report_figures(
     perf = next(c for c in model["categories"] if c["category"] == "PERF")
     assert perf["assessed"] and perf["executed"] == 2
     assert "**Profile**" in (out / "summary.md").read_text()
+    assert "<h2>Profile</h2>" in (out / "report.html").read_text()

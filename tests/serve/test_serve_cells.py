@@ -5,10 +5,13 @@ leaves it running."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import misbehaving
@@ -123,3 +126,42 @@ def test_a_server_killed_by_a_huge_max_tokens_is_a_crash_and_is_restarted(
     add = [r for r in records if r.gate == "F-A3-001" and r.scenario and r.scenario.name == "add"]
     assert [r.outcome for r in add] == [Outcome.CORROBORATED]  # asked of a new server
     assert worker_processes() == []
+
+
+def test_sigint_mid_cell_stops_the_run_and_its_server(tmp_path: Path) -> None:
+    # The model hangs on a scenario, so the run sits inside a serve cell with its
+    # server up; SIGINT must end the run and take the server with it.
+    book = _book(tmp_path, {"hang_on": "Say hello"})
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from apr_qa.execute import RunOptions, execute\n"
+        "from apr_qa.playbook import load_playbook\n"
+        "outcome = execute([load_playbook(Path(sys.argv[1]))],"
+        " RunOptions(output_dir=Path(sys.argv[2]), backend_override='fake'))\n"
+        "sys.exit(130 if outcome.interrupted else 0)\n"
+    )
+    run = subprocess.Popen([sys.executable, "-c", code, str(book), str(tmp_path / "out")])
+    try:
+        deadline = time.monotonic() + 120
+        while not _serving() and time.monotonic() < deadline:
+            assert run.poll() is None, "the run ended before its server started"
+            time.sleep(0.2)
+        assert _serving(), "no server came up"
+        time.sleep(1.0)  # into the cell's work
+        run.send_signal(signal.SIGINT)
+        assert run.wait(timeout=120) == 130
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    assert worker_processes() == []
+
+
+def _serving() -> bool:
+    """Whether this test's run has a server up (its command line names the app)."""
+    for pid in worker_processes():
+        with contextlib.suppress(OSError):
+            if b"apr_qa.serve.app" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return True
+    return False

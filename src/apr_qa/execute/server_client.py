@@ -115,7 +115,7 @@ class ServerClient:
             self.endpoint = Endpoint(self.spec.url, key, self.spec.model or "model")
             ready, why = wait_ready(self.endpoint, self.spec.ready_timeout_s)
         else:
-            port = free_port()
+            port = self.spec.port or free_port()
             try:
                 command = server_command(
                     self.spec, self.format, self.model, self.device, port, self.backend

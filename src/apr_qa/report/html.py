@@ -14,7 +14,7 @@ from typing import Any
 
 from apr_qa import __version__
 from apr_qa.evidence import Record
-from apr_qa.report.summary import baseline_section, cell_rows
+from apr_qa.report.summary import baseline_section, cell_rows, profile_rows
 from apr_qa.report.visible import visible
 from apr_qa.score import ModelScore, RunScore
 
@@ -101,6 +101,7 @@ def _model_view(model: ModelScore) -> dict[str, Any]:
         "total": sum(model.counts.values()),
         "hosts": [dict(h) for h in hosts],
         "baseline": baseline_section(model),
+        "profile": profile_rows(model),
     }
 
 

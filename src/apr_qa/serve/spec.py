@@ -39,6 +39,8 @@ class ServeSpec:
     concurrency: int = DEFAULT_CONCURRENCY
     max_tokens_cap: int = DEFAULT_MAX_TOKENS_CAP
     """The bound apr-qa's own server puts on ``max_tokens``."""
+    port: int | None = None
+    """A fixed port for the servers apr-qa starts (default: a free one per server)."""
     stop_grace_s: float = DEFAULT_STOP_GRACE_S
     """How long a server we started has, after SIGTERM, before it is killed (F-HTTP-012)."""
 
@@ -62,5 +64,6 @@ def serve_spec(sections: Mapping[str, Mapping[str, Any]]) -> ServeSpec:
         ready_timeout_s=float(raw.get("ready_timeout_s") or DEFAULT_READY_TIMEOUT_S),
         concurrency=int(raw.get("concurrency") or DEFAULT_CONCURRENCY),
         max_tokens_cap=int(raw.get("max_tokens_cap") or DEFAULT_MAX_TOKENS_CAP),
+        port=int(raw["port"]) if raw.get("port") else None,
         stop_grace_s=float(raw.get("stop_grace_s") or DEFAULT_STOP_GRACE_S),
     )
