@@ -109,6 +109,9 @@ def test_cli_profile_assertions_fail_an_impossible_floor_and_report_figures(
     (model,) = summary["models"]
     (row,) = model["profile"]
     assert row["figures"]["throughput_tok_s"] > 0 and row["figures"]["runs"] == 3
+    # The certification registry's tok/s column reads this row.
+    (tok_s,) = model["throughput"]
+    assert (tok_s["format"], tok_s["backend"]) == ("safetensors", "cpu") and tok_s["tok_per_s"] > 0
     perf = next(c for c in model["categories"] if c["category"] == "PERF")
     assert perf["assessed"] and perf["executed"] == 2
     assert "**Profile**" in (out / "summary.md").read_text()
