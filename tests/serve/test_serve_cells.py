@@ -30,14 +30,16 @@ SCENARIOS = (
 )
 
 
-def _book(tmp_path: Path, model: dict[str, object], serve: str = "") -> Path:
+def _book(
+    tmp_path: Path, model: dict[str, object], serve: str = "", timeout_ms: int = 20000
+) -> Path:
     script = tmp_path / "fake-model.json"
     script.write_text(json.dumps({"answers": ANSWERS, "default": "I am fine.", **model}))
     book = tmp_path / "book.yaml"
     book.write_text(
         f"name: fake\nmodel: {{id: org/fake, path: {script}}}\n"
         "test_matrix: {modalities: [serve], backends: [cpu], formats: [gguf],"
-        " quantizations: [q8_0], timeout_ms: 20000, scenario_count: 0, max_tokens: 16}\n"
+        f" quantizations: [q8_0], timeout_ms: {timeout_ms}, scenario_count: 0, max_tokens: 16}}\n"
         f"failure_policy: collect-all\n{serve}scenarios:\n{SCENARIOS}"
     )
     return book
@@ -165,3 +167,14 @@ def _serving() -> bool:
             if b"apr_qa.serve.app" in Path(f"/proc/{pid}/cmdline").read_bytes():
                 return True
     return False
+
+
+def test_a_server_hung_past_the_timeout_is_killed_and_g3_hang_fails(tmp_path: Path) -> None:
+    records = _run(tmp_path, _book(tmp_path, {"hang_on": "Say hello"}, timeout_ms=3000))
+    hello = [
+        r for r in records if r.gate == "F-A3-001" and r.scenario and r.scenario.name == "hello"
+    ]
+    assert [r.outcome for r in hello] == [Outcome.TIMEOUT]
+    assert _outcomes(records, "G3-HANG")["G3-HANG-001"] is Outcome.FALSIFIED
+    assert _outcomes(records, "F-HTTP-")["F-HTTP-012"] is Outcome.SKIPPED  # killed, not asked
+    assert worker_processes() == []
