@@ -13,7 +13,7 @@ the gate that names it:
 - ``no-completions``: ``/v1/completions`` is missing (F-HTTP-004)
 - ``no-usage``: completions carry no ``usage`` (F-HTTP-006)
 - ``500-on-empty``: empty ``messages`` crash the handler, a 500 (F-HTTP-007)
-- ``500-on-malformed``: a body that is not JSON crashes the handler, a 500 (F-HTTP-008)
+- ``200-on-malformed``: a body that is not JSON is answered as a success (F-HTTP-008)
 - ``random``: each answer differs, whatever the temperature (F-HTTP-011)
 - ``ignore-term``: SIGTERM is ignored (F-HTTP-012, when apr-qa started the server)
 """
@@ -39,7 +39,7 @@ FAULTS = (
     "no-completions",
     "no-usage",
     "500-on-empty",
-    "500-on-malformed",
+    "200-on-malformed",
     "random",
 )
 ANSWER = "The answer is 4."
@@ -91,7 +91,10 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             data = json.loads(body)
         except ValueError:
-            self._send(500 if fault == "500-on-malformed" else 400, b'{"error": "bad json"}')
+            if fault == "200-on-malformed":
+                self._send(200, b'{"choices": [{"message": {"content": "ok"}}]}')
+            else:
+                self._send(400, b'{"error": "bad json"}')
             return
         if fault == "no-completions" and self.path == "/v1/completions":
             self._send(404, b'{"error": "no route"}')

@@ -27,7 +27,7 @@ EXPECTED = {
     "no-completions": "F-HTTP-004",
     "no-usage": "F-HTTP-006",
     "500-on-empty": "F-HTTP-007",
-    "500-on-malformed": "F-HTTP-008",
+    "200-on-malformed": "F-HTTP-008",
     "random": "F-HTTP-011",
 }
 

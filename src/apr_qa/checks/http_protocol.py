@@ -182,16 +182,35 @@ def _usage(data: Any) -> Finding:
 
 
 def _client_errors(endpoint: Endpoint, probe: Probe) -> list[Finding]:
+    """Requests no model can answer. What an operator needs is that the server says
+    so and stays up: a 4xx (or, for empty ``messages``, a well-formed completion:
+    OpenAI's own API refuses them, llama.cpp's server answers them) for the first;
+    an error status for the second (llama.cpp's server answers a body that is not
+    JSON with a 500: wrong class, harmless, said in the reason). A 5xx to empty
+    messages, a 200 to a body that is not JSON, or no answer at all fails."""
     empty = _chat(endpoint, probe, _body(endpoint, probe, messages=[]))
     broken = post_raw(endpoint, "/v1/chat/completions", b'{"messages": [', probe.timeout_s)
-    out = []
-    for gate, what, reply in (
-        ("F-HTTP-007", "empty messages", empty),
-        ("F-HTTP-008", "malformed JSON", broken),
-    ):
-        ok = 400 <= reply.status < 500
-        out.append(Finding(gate, ok, f"{what}: {_status(reply)}" + ("" if ok else ", not 4xx")))
-    return out
+    what = "empty messages"
+    if 400 <= empty.status < 500:
+        first = Finding("F-HTTP-007", True, f"{what}: {_status(empty)}")
+    elif empty.status == 200 and _content(_json(empty), chat=True) is not None:
+        first = Finding("F-HTTP-007", True, f"{what}: HTTP 200 with a well-formed completion")
+    else:
+        first = Finding("F-HTTP-007", False, f"{what}: {_status(empty)}, not 4xx")
+    what = "malformed JSON"
+    up = get(endpoint, "/v1/models", probe.timeout_s).status == 200
+    if broken.status >= 500 and up:
+        second = Finding(
+            "F-HTTP-008",
+            True,
+            f"{what}: {_status(broken)} (a server error for a client's), still up",
+        )
+    elif 400 <= broken.status < 500:
+        second = Finding("F-HTTP-008", True, f"{what}: {_status(broken)}")
+    else:
+        why = "the server stopped answering" if not up else "not an error status"
+        second = Finding("F-HTTP-008", False, f"{what}: {_status(broken)}, {why}")
+    return [first, second]
 
 
 def _concurrent(endpoint: Endpoint, probe: Probe) -> Finding:
