@@ -27,7 +27,7 @@ from apr_qa.library.thresholds import SizeThresholds, thresholds_for
 
 __all__ = ["Composed", "compose", "default_template", "render"]
 
-_DEFAULT_TEMPLATE = {"tiny": "full", "small": "ci", "medium": "ci", "large": "quick"}
+_DEFAULT_TEMPLATE = {"tiny": "full", "small": "ci", "medium": "ci", "large": "ci"}
 _NEEDS_CHAT_TEMPLATE = ("chat", "serve")
 # Widest first, as the templates list them.
 _QUANT_ORDER = ("f32", "bf16", "f16", "q8_0", "q6_k", "q5_k_m", "q5_0", "q4_k_m", "q4_0")
@@ -75,7 +75,7 @@ def _scenarios(survey: Survey, modalities: list[str]) -> list[dict[str, Any]]:
     if "run" in modalities:
         forms.append("completion")
     return [
-        scenario_yaml(prompt, form)
+        scenario_yaml(prompt, form, system_role=survey.system_role)
         for form in forms
         for prompt in prompts_for(form, code=survey.code)
     ]

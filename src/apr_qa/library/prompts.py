@@ -35,10 +35,10 @@ class Prompt:
 
 _CHAT: tuple[Prompt, ...] = (
     Prompt(
-        "sum_small", "What is 12 + 7? Reply with the number only.", "arithmetic", {"expected": 19}
+        "sum_small", "Add 12 and 7. Reply with the number only.", "arithmetic", {"expected": 19}
     ),
-    Prompt("product", "What is 6 times 8?", "arithmetic", {"expected": 48}),
-    Prompt("capital", "What is the capital of Japan?", "contains", {"value": "Tokyo"}),
+    Prompt("product", "Multiply 6 by 8.", "arithmetic", {"expected": 48}),
+    Prompt("capital", "Name the capital city of Australia.", "contains", {"value": "Canberra"}),
     Prompt(
         "system_one_word",
         "Which planet is known as the Red Planet?",
@@ -72,7 +72,7 @@ _CHAT_CODE: tuple[Prompt, ...] = (
 )
 _COMPLETION: tuple[Prompt, ...] = (
     Prompt("sum_small", "12 + 7 =", "arithmetic", {"expected": 19}),
-    Prompt("capital", "The capital of Japan is", "contains", {"value": "Tokyo"}),
+    Prompt("capital", "The capital city of Australia is", "contains", {"value": "Canberra"}),
     Prompt("weekdays", "Monday, Tuesday, Wednesday,", "contains", {"value": "Thursday"}),
 )
 _COMPLETION_CODE: tuple[Prompt, ...] = (
@@ -97,12 +97,21 @@ def prompts_for(form: PromptForm, *, code: bool) -> tuple[Prompt, ...]:
     return (*_COMPLETION_CODE, *_COMPLETION) if code else _COMPLETION
 
 
-def scenario_yaml(prompt: Prompt, form: PromptForm) -> dict[str, Any]:
-    """One scenario as a playbook mapping, restricted to the modalities of its form."""
+def scenario_yaml(prompt: Prompt, form: PromptForm, *, system_role: bool = True) -> dict[str, Any]:
+    """One scenario as a playbook mapping, restricted to the modalities of its form.
+
+    A chat template that refuses a system message (Gemma's) gets the instruction
+    at the head of the user's turn instead, as such models are asked.
+    """
     item: dict[str, Any] = {"name": f"{form}_{prompt.name}"}
     if form == "chat":
-        messages = [{"role": "system", "content": prompt.system}] if prompt.system else []
-        item["messages"] = [*messages, {"role": "user", "content": prompt.text}]
+        text = prompt.text
+        messages = []
+        if prompt.system and system_role:
+            messages.append({"role": "system", "content": prompt.system})
+        elif prompt.system:
+            text = f"{prompt.system} {text}"
+        item["messages"] = [*messages, {"role": "user", "content": text}]
     else:
         item["prompt"] = prompt.text
         item["modalities"] = ["run"]

@@ -35,6 +35,8 @@ _GGUF_QUANT = re.compile(
     re.IGNORECASE,
 )
 _CHAT_TEMPLATE_FILES = ("chat_template.jinja", "chat_template.json")
+# Gemma's template: raise_exception('System role not supported').
+_NO_SYSTEM = re.compile(r"raise_exception\(\s*['\"][^'\"]*system", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,8 @@ class Survey:
     snapshot: Path | None = None
     ggufs: Mapping[str, str] = field(default_factory=dict)
     """Quantization -> GGUF file name beside the checkpoint."""
+    system_role: bool = True
+    """Whether the chat template accepts a system message (Gemma's refuses one)."""
 
     @property
     def size_category(self) -> str:
@@ -124,10 +128,17 @@ def _tokenizer_kind(directory: Path) -> str:
     return " / ".join(parts) if parts else "none found"
 
 
-def _has_chat_template(directory: Path) -> bool:
-    if _json(directory / "tokenizer_config.json").get("chat_template"):
-        return True
-    return any((directory / name).is_file() for name in _CHAT_TEMPLATE_FILES)
+def _chat_template(directory: Path) -> str | None:
+    """The chat template's text (a list of named templates joined), or None."""
+    declared = _json(directory / "tokenizer_config.json").get("chat_template")
+    if isinstance(declared, list):
+        declared = "\n".join(str(t.get("template", "")) for t in declared if isinstance(t, dict))
+    if isinstance(declared, str) and declared.strip():
+        return declared
+    for name in _CHAT_TEMPLATE_FILES:
+        if (directory / name).is_file():
+            return (directory / name).read_text(encoding="utf-8", errors="replace")
+    return None
 
 
 def _ggufs(directory: Path) -> dict[str, str]:
@@ -169,6 +180,7 @@ def survey_directory(
             "does not declare the sizes (layers, hidden, heads, vocab, intermediate)"
         )
     name = f"{model_id} {raw.get('_name_or_path', '')}"
+    template = _chat_template(directory)
     code = bool(_CODE_NAME.search(name))
     return Survey(
         model_id=model_id,
@@ -176,13 +188,14 @@ def survey_directory(
         family=_family(model_type, name, code),
         parameters=parameters,
         counted=counted is not None,
-        chat_template=_has_chat_template(directory),
+        chat_template=template is not None,
         tokenizer=_tokenizer_kind(directory),
         code=code,
         hf_repo=hf_repo,
         path=directory if local else None,
         snapshot=None if local else directory,
         ggufs=ggufs,
+        system_role=template is None or _NO_SYSTEM.search(template) is None,
     )
 
 
