@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
 import json
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -57,7 +57,9 @@ def test_every_template_for_every_fixture_validates_and_plans(
     assert build_plan([book]).cells
     if "gguf" in data["test_matrix"]["formats"]:
         # a local checkpoint's own GGUFs, named per quantization, rather than conversions
-        assert set(book.model.files) == set(survey.ggufs) == set(data["test_matrix"]["quantizations"])
+        assert (
+            set(book.model.files) == set(survey.ggufs) == set(data["test_matrix"]["quantizations"])
+        )
 
 
 @pytest.mark.parametrize("name", FIXTURES)
@@ -89,13 +91,15 @@ def test_base_model_gets_completion_prompts_in_run_only(tmp_path: Path) -> None:
     survey = replace(survey_model(str(fixture_path("tiny-llama"))), chat_template=False)
     data = _write(survey, tmp_path / "p.yaml", "full")
     assert data["test_matrix"]["modalities"] == ["run"]
-    assert data["scenarios"] and all("prompt" in s and "messages" not in s for s in data["scenarios"])
+    assert data["scenarios"] and all(
+        "prompt" in s and "messages" not in s for s in data["scenarios"]
+    )
     assert build_plan(api.load([tmp_path / "p.yaml"]).playbooks).cells
 
 
 def test_system_message_folded_when_the_template_refuses_one(tmp_path: Path) -> None:
     survey = replace(survey_model(str(fixture_path("tiny-llama"))), system_role=False)
-    data = _write(survey, tmp_path / "p.yaml", "quick")
+    data = _write(survey, tmp_path / "p.yaml", "ci")
     roles = {m["role"] for s in data["scenarios"] for m in s.get("messages", [])}
     assert roles == {"user"}
     assert any(t.startswith("Answer in one word. ") for t in _texts(data))
@@ -142,10 +146,8 @@ def test_template_and_thresholds_by_size(
 def test_larger_models_get_more_time_and_lower_throughput_floors() -> None:
     sizes = ("tiny", "small", "medium", "large", "xlarge", "huge")
     limits = [thresholds_for(s) for s in sizes]
-    assert all(a.timeout_ms < b.timeout_ms for a, b in zip(limits, limits[1:], strict=False))
-    assert all(
-        a.min_throughput_cpu > b.min_throughput_cpu for a, b in zip(limits, limits[1:], strict=False)
-    )
+    assert all(a.timeout_ms < b.timeout_ms for a, b in itertools.pairwise(limits))
+    assert all(a.min_throughput_cpu > b.min_throughput_cpu for a, b in itertools.pairwise(limits))
 
 
 def test_rendered_header_says_what_was_found(tmp_path: Path) -> None:

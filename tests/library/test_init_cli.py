@@ -44,7 +44,9 @@ def test_init_refuses_to_overwrite(tmp_path: Path) -> None:
 def test_init_on_a_directory_that_is_not_a_model(tmp_path: Path) -> None:
     code, stdout, stderr = _init(str(tmp_path), "-o", str(tmp_path / "p.yaml"))
     assert code == ExitCode.USAGE
-    assert stderr.splitlines() == [f"apr-qa: error: {tmp_path}: not a model checkpoint (no config.json)"]
+    assert stderr.splitlines() == [
+        f"apr-qa: error: {tmp_path}: not a model checkpoint (no config.json)"
+    ]
     assert not (tmp_path / "p.yaml").exists() and not stdout
 
 
@@ -61,7 +63,9 @@ def test_init_on_an_unknown_repo_offline(tmp_path: Path, monkeypatch: pytest.Mon
 
 def test_init_full_without_golden_leaves_the_section_out(tmp_path: Path) -> None:
     out = tmp_path / "full.playbook.yaml"
-    code, stdout, _ = _init(str(fixture_path("tiny-qa")), "-t", "full", "-o", str(out), "--no-golden")
+    code, stdout, _ = _init(
+        str(fixture_path("tiny-qa")), "-t", "full", "-o", str(out), "--no-golden"
+    )
     assert code == 0, stdout
     text = out.read_text()
     assert "golden" not in yaml.safe_load(text)

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import re
+import shutil
 import sys
 from pathlib import Path
 
 import pytest
+from tests.conftest import REPO, UPSTREAM
 
 from apr_qa import api
 from apr_qa.facts import size_category
 from apr_qa.plan import build_plan
-from tests.conftest import REPO, UPSTREAM
 
 MODELS = REPO / "playbooks" / "models"
 SEED_README = UPSTREAM.parent / "seed-README.md"
@@ -20,7 +21,9 @@ BOOKS = sorted(MODELS.glob("*.playbook.yaml"))
 
 def _table_repos() -> set[str]:
     text = SEED_README.read_text(encoding="utf-8")
-    table = text.split("<!-- CERTIFICATION_TABLE_START -->")[1].split("<!-- CERTIFICATION_TABLE_END -->")[0]
+    table = text.split("<!-- CERTIFICATION_TABLE_START -->")[1].split(
+        "<!-- CERTIFICATION_TABLE_END -->"
+    )[0]
     return set(re.findall(r"\]\(https://huggingface\.co/([^)]+)\)", table))
 
 
@@ -59,19 +62,22 @@ def test_sizes_follow_the_parameter_counts_in_the_headers() -> None:
         assert playbook.model.size_category == size_category(int(count)), book
 
 
-def test_model_playbooks_are_generated_from_one_table() -> None:
+def test_model_playbooks_are_generated_from_one_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The files are what scripts/model_playbooks.py writes (templates and prompts changed
-    there reach them), and its --check finds a hand edit."""
+    there reach them), and its --check finds a hand edit (made on a copy)."""
     sys.path.insert(0, str(REPO / "scripts"))
     try:
         import model_playbooks
     finally:
         sys.path.pop(0)
     assert model_playbooks.main(["--check"]) == 0
-    book = BOOKS[0]
-    original = book.read_text(encoding="utf-8")
-    try:
-        book.write_text(original.replace("scenario_count: 60", "scenario_count: 61"), encoding="utf-8")
-        assert model_playbooks.main(["--check"]) == 1
-    finally:
-        book.write_text(original, encoding="utf-8")
+    copy = tmp_path / "models"
+    shutil.copytree(MODELS, copy)
+    monkeypatch.setattr(model_playbooks, "OUT", copy)
+    assert model_playbooks.main(["--check"]) == 0
+    book = copy / BOOKS[0].name
+    edited = book.read_text(encoding="utf-8").replace("scenario_count: 60", "scenario_count: 61")
+    book.write_text(edited, encoding="utf-8")
+    assert model_playbooks.main(["--check"]) == 1

@@ -109,7 +109,9 @@ def _quantizations(survey: Survey, template: list[str]) -> list[str]:
     beside it, those files' (testing what is shipped rather than converting more)."""
     if survey.path is None or not survey.ggufs:
         return template
-    return sorted(survey.ggufs, key=lambda q: (_QUANT_ORDER.index(q) if q in _QUANT_ORDER else 99, q))
+    return sorted(
+        survey.ggufs, key=lambda q: (_QUANT_ORDER.index(q) if q in _QUANT_ORDER else 99, q)
+    )
 
 
 def compose(survey: Survey, output: Path, template: str | None = None) -> Composed:
@@ -128,7 +130,11 @@ def compose(survey: Survey, output: Path, template: str | None = None) -> Compos
     keys = list(data)
     data["scenarios"] = _scenarios(survey, matrix["modalities"])
     # Scenarios read best right after the matrix they run in.
-    order = [*keys[: keys.index("test_matrix") + 1], "scenarios", *keys[keys.index("test_matrix") + 1 :]]
+    order = [
+        *keys[: keys.index("test_matrix") + 1],
+        "scenarios",
+        *keys[keys.index("test_matrix") + 1 :],
+    ]
     data = {k: data[k] for k in order}
     limits = thresholds_for(survey.size_category)
     _apply_thresholds(data, limits, quants)

@@ -35,7 +35,9 @@ class SizeThresholds:
     """Same-top-1 rate per quantization, at least (``{}``: the checks' defaults)."""
 
 
-_LARGE_KL = MappingProxyType({"f16": 0.002, "q8_0": 0.01, "q6_k": 0.03, "q5_k_m": 0.05, "q4_k_m": 0.1})
+_LARGE_KL = MappingProxyType(
+    {"f16": 0.002, "q8_0": 0.01, "q6_k": 0.03, "q5_k_m": 0.05, "q4_k_m": 0.1}
+)
 _LARGE_TOP1 = MappingProxyType(
     {"f16": 0.98, "q8_0": 0.95, "q6_k": 0.92, "q5_k_m": 0.9, "q4_k_m": 0.85}
 )

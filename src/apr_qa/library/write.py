@@ -52,9 +52,7 @@ def write_playbook(
     golden_path: Path | None = None
     if "golden" in data:
         del data["golden"]
-        note = (
-            "Golden outputs: record them with `apr-qa golden` and name the file under `golden:`."
-        )
+        note = "Golden outputs: record them with `apr-qa golden` and name the file under `golden:`."
         _write(Composed(data, (*composed.header, note), composed.template), output)
         if record_golden:
             golden_path = output.with_name(output.name.split(".")[0] + ".golden.jsonl")
@@ -64,4 +62,6 @@ def write_playbook(
     else:
         _write(composed, output)
     the_plan = build_plan(api.load([output]).playbooks)
-    return Written(output, composed.template, survey, len(the_plan.cells), the_plan.test_count, golden_path)
+    return Written(
+        output, composed.template, survey, len(the_plan.cells), the_plan.test_count, golden_path
+    )
