@@ -71,3 +71,19 @@ def test_init_full_without_golden_leaves_the_section_out(tmp_path: Path) -> None
     assert "golden" not in yaml.safe_load(text)
     assert "record them with `apr-qa golden`" in text
     assert "recorded golden" not in stdout
+
+
+def test_init_full_on_a_checkpoint_without_weights_says_how_to_finish(tmp_path: Path) -> None:
+    """Golden outputs need the weights: the playbook is written without them, and the
+    error says so in one line (exit 2: the input cannot be used for that)."""
+    model = tmp_path / "config-only"
+    model.mkdir()
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
+        (model / name).write_bytes((fixture_path("tiny-llama") / name).read_bytes())
+    out = tmp_path / "p.yaml"
+    code, _, stderr = _init(str(model), "-t", "full", "-o", str(out))
+    assert code == ExitCode.USAGE
+    (line,) = stderr.splitlines()
+    assert "written without golden outputs" in line and "--no-golden" in line
+    assert "golden" not in yaml.safe_load(out.read_text())
+    assert api.load([out]).playbooks

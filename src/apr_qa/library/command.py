@@ -10,6 +10,8 @@ from pathlib import Path
 
 import click
 
+from apr_qa.library.catalogue import TEMPLATE_NAMES
+
 __all__ = ["init_command", "templates_command"]
 
 
@@ -27,7 +29,7 @@ def templates_command() -> None:
 @click.option(
     "-t",
     "--template",
-    type=click.Choice(["quick", "ci", "mvp", "full"]),
+    type=click.Choice(TEMPLATE_NAMES),
     help="Template to start from (default: by size: full under 1B parameters, "
     "ci up to 14B, quick above).",
 )

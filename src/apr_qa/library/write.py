@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from apr_qa.errors import AprQaError, EnvironmentProblem, ExitCode, UsageError
 from apr_qa.library.compose import Composed, compose, render
 from apr_qa.library.survey import Survey, survey_model
 
@@ -56,7 +57,15 @@ def write_playbook(
         _write(Composed(data, (*composed.header, note), composed.template), output)
         if record_golden:
             golden_path = output.with_name(output.name.split(".")[0] + ".golden.jsonl")
-            _count, digest = api.golden(output, golden_path)
+            try:
+                _count, digest = api.golden(output, golden_path)
+            except AprQaError as exc:
+                # The playbook is written (without golden); say how to finish or skip.
+                cls = EnvironmentProblem if exc.exit_code == ExitCode.ENVIRONMENT else UsageError
+                raise cls(
+                    f"{output}: written without golden outputs, which could not be recorded "
+                    f"({exc}); run `apr-qa golden` later, or init again with --no-golden"
+                ) from exc
             data["golden"] = {"path": golden_path.name, "sha256": digest}
             _write(Composed(data, composed.header, composed.template), output)
     else:
