@@ -141,3 +141,16 @@ def test_repo_from_the_offline_cache(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert survey.architecture == "qwen2" and survey.chat_template and not survey.counted
     counted = count_facts("x", fixture_path("tiny-qwen2"), "safetensors")
     assert counted is not None and survey.parameters == counted.parameters
+
+
+@pytest.mark.parametrize(
+    ("name", "code"),
+    [("Qwen/Qwen2.5-Coder-1.5B-Instruct", True), ("bigcode/starcoder2-3b", True),
+     ("codellama/CodeLlama-7b-hf", True), ("meta-llama/Llama-3.2-1B", False),
+     ("acme/t5-encoder", False)],
+)  # fmt: skip
+def test_code_model_names(name: str, code: bool, tmp_path: Path) -> None:
+    from apr_qa.library.survey import survey_directory
+
+    model = _config_only(fixture_path("tiny-llama"), tmp_path / "m")
+    assert survey_directory(model, name).code is code

@@ -21,7 +21,7 @@ import yaml
 
 from apr_qa.facts import format_parameters
 from apr_qa.library.catalogue import Template, get_template
-from apr_qa.library.prompts import prompts_for, scenario_yaml
+from apr_qa.library.prompts import PromptForm, prompts_for, scenario_yaml
 from apr_qa.library.survey import Survey
 from apr_qa.library.thresholds import SizeThresholds, thresholds_for
 
@@ -71,7 +71,9 @@ def _model_block(survey: Survey, output_dir: Path, quants: list[str]) -> dict[st
 
 
 def _scenarios(survey: Survey, modalities: list[str]) -> list[dict[str, Any]]:
-    forms = [f for f in ("chat",) if survey.chat_template and set(modalities) & {"chat", "serve"}]
+    forms: list[PromptForm] = []
+    if survey.chat_template and set(modalities) & set(_NEEDS_CHAT_TEMPLATE):
+        forms.append("chat")
     if "run" in modalities:
         forms.append("completion")
     return [

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 __all__ = ["Prompt", "PromptForm", "prompts_for", "scenario_yaml"]
 
-PromptForm = str
+PromptForm = Literal["chat", "completion"]
 """``chat`` (conversations through the chat template) or ``completion`` (raw text)."""
 
 

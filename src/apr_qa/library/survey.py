@@ -22,6 +22,7 @@ from typing import Any
 
 from apr_qa.errors import EnvironmentProblem, UsageError
 from apr_qa.facts import count_facts, size_category
+from apr_qa.library.prompts import PromptForm
 from apr_qa.models.architectures import Dims, architecture
 from apr_qa.models.config import CONFIG_FILE, ModelConfig, read_config_json
 
@@ -29,7 +30,8 @@ __all__ = ["Survey", "estimate_parameters", "survey_directory", "survey_model"]
 
 _FAMILIES = {"qwen2": "qwen", "qwen3": "qwen", "gemma2": "gemma", "phi3": "phi"}
 # Names that say "code model" in the ids people give them (Qwen2.5-Coder, CodeLlama, StarCoder2).
-_CODE_NAME = re.compile(r"code|coder|starcoder|codestral", re.IGNORECASE)
+# Whole-word starts only, so that "encoder" is not a code model.
+_CODE_NAME = re.compile(r"(?<![a-z])code|(?<![a-z])coder|starcoder", re.IGNORECASE)
 _GGUF_QUANT = re.compile(
     r"(?<![a-z0-9])(f32|f16|bf16|q8_0|q[4-5]_[01]|q[2-8]_k(?:_[sml])?|iq[1-4]_[a-z]+)(?![a-z0-9])",
     re.IGNORECASE,
@@ -70,7 +72,7 @@ class Survey:
         return size_category(self.parameters)
 
     @property
-    def prompt_form(self) -> str:
+    def prompt_form(self) -> PromptForm:
         """``chat`` when the model has a chat template to frame conversations, else ``completion``."""
         return "chat" if self.chat_template else "completion"
 
