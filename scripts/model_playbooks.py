@@ -187,7 +187,13 @@ def composed(entry: Entry) -> Composed:
         "and name the file under `golden:`. GGUF files: metadata.gguf_sources says where the",
         "publishers' are; until sources fetch from a second repo, apr-qa converts the checkpoint.",
     )
-    return replace(out, data=data, header=(*out.header, *note))
+    header = tuple(
+        line.replace(
+            "Written by `apr-qa init`", "Written by scripts/model_playbooks.py (apr-qa init's code)"
+        )
+        for line in out.header
+    )
+    return replace(out, data=data, header=(*header, *note))
 
 
 def main(argv: list[str]) -> int:

@@ -163,10 +163,34 @@ def _header(survey: Survey, template: Template, limits: SizeThresholds) -> tuple
     )
 
 
+class _Dumper(yaml.SafeDumper):
+    """Block mappings, short lists of scalars inline (``[run, chat]``), multi-line
+    prompts as literal blocks: YAML a person edits."""
+
+
+def _list(dumper: yaml.SafeDumper, items: list[Any]) -> yaml.Node:
+    flow = all(isinstance(i, str | int | float) for i in items)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", items, flow_style=flow)
+
+
+def _str(dumper: yaml.SafeDumper, text: str) -> yaml.Node:
+    style = "|" if "\n" in text else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
+_Dumper.add_representer(list, _list)
+_Dumper.add_representer(str, _str)
+
+
 def render(composed: Composed) -> str:
     """The playbook as YAML text, its header as comments."""
     header = "".join(f"# {line}".rstrip() + "\n" for line in composed.header)
-    body = yaml.safe_dump(
-        dict(composed.data), sort_keys=False, allow_unicode=True, width=100, default_flow_style=None
+    body = yaml.dump(
+        dict(composed.data),
+        Dumper=_Dumper,
+        sort_keys=False,
+        allow_unicode=True,
+        width=100,
+        default_flow_style=False,
     )
     return header + body
