@@ -71,15 +71,15 @@ def init_command(
 def _init(
     model: str, template: str | None, output: Path | None, force: bool, no_golden: bool
 ) -> None:
+    from apr_qa import api
     from apr_qa.errors import UsageError
-    from apr_qa.library.write import write_playbook
 
     if output is None:
         slug = Path(model.rstrip("/")).name.lower() or "model"
         output = Path(f"{slug}.playbook.yaml")
     if output.exists() and not force:
         raise UsageError(f"{output}: exists; use --force to overwrite it")
-    written = write_playbook(model, output, template, record_golden=not no_golden)
+    written = api.init(model, output, template, record_golden=not no_golden)
     survey = written.survey
     click.echo(
         f"wrote {written.path}: template {written.template}, {survey.model_id} "
