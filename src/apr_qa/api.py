@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from apr_qa.certify import CertifyPlan
     from apr_qa.compare import Comparison
     from apr_qa.execute.supervisor import RunOutcome
+    from apr_qa.library.write import Written
     from apr_qa.plan import Shard
     from apr_qa.playbook import Playbook
     from apr_qa.report import RenderResult
@@ -47,6 +48,7 @@ __all__ = [
     "certify",
     "compare",
     "golden",
+    "init",
     "load",
     "report",
     "run",
@@ -266,6 +268,18 @@ def golden(playbook: Path, output: Path, model_path: Path | None = None) -> tupl
     loaded = load([playbook], model_path)
     recorded = record_golden(loaded.playbooks[0])
     return len(recorded.entries), write_golden(output, recorded)
+
+
+def init(
+    model: str, output: Path, template: str | None = None, *, record_golden: bool = True
+) -> Written:
+    """Write a playbook for ``model`` (a checkpoint directory or a Hugging Face repo id) to
+    ``output``: template and thresholds by size, scenarios in the model's prompt form,
+    golden outputs for a template that has them; checked to load and plan
+    (docs/library.md)."""
+    from apr_qa.library.write import write_playbook
+
+    return write_playbook(model, output, template, record_golden=record_golden)
 
 
 def _with_baseline(loaded: Loaded, baseline: Path) -> Loaded:

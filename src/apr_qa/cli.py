@@ -494,11 +494,14 @@ def diff(a: Path, b: Path, as_json: bool, prompts: tuple[str, ...]) -> None:
     sys.exit(report.exit_code)
 
 
+from apr_qa.library.command import init_command, templates_command  # noqa: E402
 from apr_qa.report.command import report_command  # noqa: E402
 from apr_qa.report.compare_command import compare_command  # noqa: E402
 
 cli.add_command(report_command)
 cli.add_command(compare_command)
+cli.add_command(init_command)
+cli.add_command(templates_command)
 
 
 def main() -> None:
