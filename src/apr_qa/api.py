@@ -83,6 +83,8 @@ class RunConfig:
     baseline: Path | None = None
     """An earlier run (evidence.jsonl, summary.json or directory) to compare with:
     overrides every playbook's ``regression.baseline`` (docs/regression.md)."""
+    backend_override: str | None = None
+    """Run every cell on this backend kind instead of its format's (tests: ``fake``)."""
 
 
 @dataclass(frozen=True)
@@ -215,7 +217,7 @@ def run(playbooks: Loaded | Sequence[Path], config: RunConfig) -> RunResult:
         stack.enter_context(_owned(config.output_dir))
         # Start the first workers now: their runtime imports overlap the rest of our start-up.
         warm = WarmPool()
-        if config.warm_start and config.shard is None:
+        if config.warm_start and config.shard is None and config.backend_override is None:
             warm = WarmPool.for_playbooks(loaded.playbooks, config.workers, config.backends or None)
         stack.callback(warm.close)  # the engine closes it too; this covers its failing early
         options = RunOptions(
@@ -227,6 +229,7 @@ def run(playbooks: Loaded | Sequence[Path], config: RunConfig) -> RunResult:
             trust_remote_code=config.trust_remote_code,
             convert_missing=config.convert_missing,
             progress=config.progress,
+            backend_override=config.backend_override,
         )
         outcome = execute(loaded.playbooks, options, warm=warm, interrupts=interrupts)
         warnings = (*loaded.warnings, *trust_warnings(loaded.playbooks, config))
