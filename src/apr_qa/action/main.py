@@ -182,7 +182,7 @@ def _report(
         with commands.group("apr-qa: failing outputs"):
             for model in report.run.models:
                 for record in model.failures:
-                    commands.echo(f"{record.gate} {record.cell}: {record.output or ''}")
+                    commands.echo(f"{record.gate} {record.cell}:\n{record.output or ''}")
     if inputs.annotations:
         emit_annotations(report.run, context.workspace, commands)
     written: list[Path] = []
