@@ -14,7 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-_COMMAND = re.compile(r"^::([A-Za-z-]+)(?: ([^:]*))?::(.*)$")
+_COMMAND = re.compile(r"^::([A-Za-z-]+)(?: (.*?))?::(.*)$")
+"""As the runner reads a command: the name, properties up to the first ``::``, the message."""
 
 
 def unescape_data(text: str) -> str:
@@ -38,7 +39,8 @@ def parse_log(log: str) -> list[Command]:
     until ``::TOKEN::``."""
     commands: list[Command] = []
     stopped: str | None = None
-    for line in log.splitlines():
+    # The runner splits a log on LF only (str.splitlines would also split on \x1e, \u2028, ...).
+    for line in (raw.removesuffix("\r") for raw in log.split("\n")):
         if stopped is not None:
             if line == f"::{stopped}::":
                 stopped = None
