@@ -32,6 +32,7 @@ __all__ = [
 DEFAULTS: Mapping[str, str] = MappingProxyType(
     {
         "playbooks": "",
+        "evidence": "",
         "model-path": "",
         "backends": "",
         "workers": "1",
@@ -79,6 +80,8 @@ class ActionInputs:
     """The validated inputs (paths relative to the workspace already resolved)."""
 
     playbooks: tuple[Path, ...]
+    evidence: tuple[Path, ...]
+    """Evidence files to merge and report instead of running (a matrix's merge job)."""
     model_path: Path | None
     backends: tuple[Device, ...]
     workers: int
@@ -203,15 +206,13 @@ class _Reader:
             self.problems.append((name, f"{text}: no such file or directory"))
         return path
 
-    def playbooks(self) -> tuple[Path, ...]:
+    def files(self, name: str) -> tuple[Path, ...]:
+        """The files a multi-line list of paths and globs names, in order, once each."""
         patterns = [
             line.strip()
-            for line in self.raw["playbooks"].splitlines()
+            for line in self.raw[name].splitlines()
             if line.strip() and not line.strip().startswith("#")
         ]
-        if not patterns:
-            self.problems.append(("playbooks", "name at least one playbook file or glob"))
-            return ()
         found: dict[Path, None] = {}
         for pattern in patterns:
             base, relative = self.workspace, pattern
@@ -221,9 +222,21 @@ class _Reader:
             matches = sorted(base.glob(relative)) if magic else [base / relative]
             files = [m for m in matches if m.is_file()]
             if not files:
-                self.problems.append(("playbooks", f"{pattern}: matches no file"))
+                self.problems.append((name, f"{pattern}: matches no file"))
             found.update(dict.fromkeys(files))
         return tuple(found)
+
+    def sources(self) -> tuple[tuple[Path, ...], tuple[Path, ...]]:
+        """Playbooks to run, or evidence to merge: exactly one of the two."""
+        playbooks, evidence = self.files("playbooks"), self.files("evidence")
+        given = [n for n in ("playbooks", "evidence") if self.raw[n].strip()]
+        if not given:
+            self.problems.append(("playbooks", "name at least one playbook file or glob"))
+        elif len(given) == 2:
+            self.problems.append(
+                ("evidence", "give playbooks to run or evidence to merge, not both")
+            )
+        return playbooks, evidence
 
 
 def read_inputs(env: Mapping[str, str], workspace: Path) -> ActionInputs:
@@ -240,8 +253,10 @@ def read_inputs(env: Mapping[str, str], workspace: Path) -> ActionInputs:
             "verbose",
         )
     }
+    playbooks, evidence = reader.sources()
     inputs = {
-        "playbooks": reader.playbooks(),
+        "playbooks": playbooks,
+        "evidence": evidence,
         "model_path": reader.path("model-path", must_exist=True),
         "backends": reader.get("backends", _backends),
         "workers": reader.get("workers", _workers),

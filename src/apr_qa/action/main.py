@@ -20,7 +20,8 @@ from apr_qa.action.inputs import ActionInputs, InputError, raw_inputs, read_inpu
 from apr_qa.errors import AprQaError, ExitCode
 
 if TYPE_CHECKING:
-    from apr_qa.api import RunResult
+    from apr_qa.api import ReportResult, RunResult
+    from apr_qa.report import RenderResult
 
 __all__ = ["run_action"]
 
@@ -81,7 +82,7 @@ def _give_back(paths: Iterable[Path], workspace: Path) -> None:
                 continue
 
 
-def _run(inputs: ActionInputs, commands: Commands, backend: str | None) -> RunResult:
+def _run(inputs: ActionInputs, commands: Commands, backend: str | None) -> RunResult | ReportResult:
     from apr_qa import api
 
     config = api.RunConfig(
@@ -97,16 +98,17 @@ def _run(inputs: ActionInputs, commands: Commands, backend: str | None) -> RunRe
         backend_override=backend,
     )
     with commands.group("apr-qa run"), commands.untrusted():
+        if inputs.evidence:  # a matrix's merge job: score the shards' evidence together
+            return api.report(inputs.evidence, inputs.output_dir, fail_below=inputs.fail_below)
         return api.run(inputs.playbooks, config)
 
 
 def _comment(
-    result: RunResult, inputs: ActionInputs, context: GitHubContext, commands: Commands
+    report: RenderResult, inputs: ActionInputs, context: GitHubContext, commands: Commands
 ) -> None:
     from apr_qa.action.comment import Posted, upsert_comment
 
-    assert result.report is not None
-    body = result.report.paths["comment"].read_text(encoding="utf-8")
+    body = report.paths["comment"].read_text(encoding="utf-8")
     if context.run_url:
         body += f"\n[Workflow run]({context.run_url})\n"
     assert context.pull_number is not None
@@ -126,16 +128,15 @@ def _comment(
 
 
 def _readme(
-    result: RunResult, inputs: ActionInputs, context: GitHubContext, commands: Commands
+    report: RenderResult, inputs: ActionInputs, context: GitHubContext, commands: Commands
 ) -> list[Path]:
     from apr_qa.action.readme_commit import Committed, commit_certification
 
     if context.event_name in ("pull_request", "pull_request_target"):
         commands.notice("apr-qa: update-readme is ignored on pull requests (commits only on push)")
         return []
-    assert result.report is not None
     done = commit_certification(
-        [result.report.paths["summary"]],
+        [report.paths["summary"]],
         repo=context.workspace,
         readme=inputs.readme_path,
         registry=inputs.registry_path,
@@ -153,15 +154,13 @@ def _readme(
 
 
 def _report(
-    result: RunResult, inputs: ActionInputs, context: GitHubContext, commands: Commands
+    report: RenderResult, inputs: ActionInputs, context: GitHubContext, commands: Commands
 ) -> list[Path]:
     from apr_qa.action.annotations import emit_annotations
     from apr_qa.action.outputs import run_outputs, write_outputs
     from apr_qa.action.summary import append_summary
     from apr_qa.report.terminal import verdict_text
 
-    report = result.report
-    assert report is not None
     if inputs.summary and context.step_summary is not None:
         append_summary(context.step_summary, report.run, fail_below=report.fail_below)
     if context.output is not None:
@@ -187,9 +186,9 @@ def _report(
         emit_annotations(report.run, context.workspace, commands)
     written: list[Path] = []
     if inputs.pr_comment and context.is_pull_request:
-        _comment(result, inputs, context, commands)
+        _comment(report, inputs, context, commands)
     if inputs.update_readme:
-        written = _readme(result, inputs, context, commands)
+        written = _readme(report, inputs, context, commands)
     return written
 
 
@@ -213,10 +212,10 @@ def run_action(env: Mapping[str, str], out: TextIO, *, backend: str | None = Non
     written: list[Path] = []
     try:
         result = _run(inputs, commands, backend)
-        if result.report is None:
+        if result.report is None:  # only a run can have nothing to do
             commands.notice(f"apr-qa: nothing to run in shard {inputs.shard}; no report written")
             return result.exit_code
-        written = _report(result, inputs, context, commands)
+        written = _report(result.report, inputs, context, commands)
     except AprQaError as exc:
         _fatal(commands, context, "apr-qa", exc.lines())
         return int(exc.exit_code)
