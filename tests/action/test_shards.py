@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -52,3 +53,18 @@ def test_playbooks_and_evidence_together_are_refused(tmp_path: Path) -> None:
     out = io.StringIO()
     assert run_action(env, out) == 2
     assert "give playbooks to run or evidence to merge, not both" in out.getvalue()
+
+
+def test_as_root_what_it_wrote_goes_back_to_the_workspace_owner(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("only root can give files away (the self-hosted runner case)")
+    monkeypatch.delenv("HF_HOME", raising=False)
+    root = make_workspace(tmp_path / "repo", broken=False)
+    os.chown(root, 4321, 4321)
+    env = runner_env(root, "push", push_event("octo/models"), playbooks="playbooks/*.yaml")
+    run_action(env, io.StringIO(), backend="fake")
+    written = [root / "apr-qa-report", *(root / "apr-qa-report").iterdir()]
+    assert len(written) > 3
+    assert {(p.stat().st_uid, p.stat().st_gid) for p in written} == {(4321, 4321)}
