@@ -61,13 +61,24 @@ scenarios:
 
 @pytest.fixture(scope="module")
 def image() -> str:
-    """Build the image (the base and the wheels are reused when already there)."""
+    """Build the image (the base and the wheels are reused when already there).
+    APR_QA_IMAGE=TAG runs an image built before instead (the build takes minutes)."""
     if shutil.which("buildah") is None or shutil.which("debootstrap") is None:
         pytest.fail(
             "the image tests need buildah and debootstrap (apt-get install buildah debootstrap)"
         )
+    if os.environ.get("APR_QA_IMAGE"):
+        return os.environ["APR_QA_IMAGE"]
     subprocess.run([str(REPO / "scripts" / "build-image"), TAG], cwd=REPO, check=True)
     return TAG
+
+
+def _config(image: str) -> dict[str, object]:
+    done = subprocess.run(
+        [*BUILDAH, "inspect", "--type", "image", image], capture_output=True, text=True, check=True
+    )
+    config: dict[str, object] = json.loads(done.stdout)["OCIv1"]["config"]
+    return config
 
 
 @dataclass
@@ -117,11 +128,14 @@ def _step(image: str, root: Path, event: str, payload: dict[str, object], **extr
         "INPUT_GITHUB-TOKEN": TOKEN,
         **extra,
     }
+    config = _config(image)
+    assert config["User"] == f"{RUNNER_UID}:{RUNNER_UID}"  # the image's own user runs it
+    entrypoint = config["Entrypoint"]
+    assert isinstance(entrypoint, list)
     ctr = subprocess.run([*BUILDAH, "from", image], capture_output=True, text=True, check=True)
     name = ctr.stdout.strip()
     try:
-        command = [*BUILDAH, "run", "--isolation", "chroot", "--user", f"{RUNNER_UID}:{RUNNER_UID}"]
-        command += ["--workingdir", "/github/workspace"]
+        command = [*BUILDAH, "run", "--isolation", "chroot", "--workingdir", "/github/workspace"]
         command += ["--volume", f"{root}:/github/workspace"]
         command += ["--volume", f"{root.parent}:{root.parent}"]  # the bare remote, by its path
         for sub in ("home", "workflow", "file_commands"):
@@ -129,14 +143,8 @@ def _step(image: str, root: Path, event: str, payload: dict[str, object], **extr
         for key, value in env.items():
             command += ["--env", f"{key}={value}"]
         # The image's own entrypoint, as `docker run` would start it.
-        config = subprocess.run(
-            [*BUILDAH, "inspect", "--format", "{{json .OCIv1.Config.Entrypoint}}", name],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
         done = subprocess.run(
-            [*command, name, "--", *json.loads(config.stdout)],
+            [*command, name, "--", *entrypoint],
             capture_output=True,
             text=True,
             timeout=600,

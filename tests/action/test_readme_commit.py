@@ -24,7 +24,16 @@ README = f"# Models\n\nIntro kept as written.\n\n{START}\n{END}\n\nOutro kept to
 
 def git(cwd: Path, *args: str) -> str:
     done = subprocess.run(
-        ["git", "-c", "user.name=dev", "-c", "user.email=dev@example.test", *args],
+        [
+            "git",
+            "-c",
+            "safe.directory=*",
+            "-c",
+            "user.name=dev",
+            "-c",
+            "user.email=dev@example.test",
+            *args,
+        ],
         cwd=cwd,
         capture_output=True,
         text=True,
