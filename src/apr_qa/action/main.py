@@ -154,7 +154,12 @@ def _readme(
 
 
 def _report(
-    report: RenderResult, inputs: ActionInputs, context: GitHubContext, commands: Commands
+    report: RenderResult,
+    inputs: ActionInputs,
+    context: GitHubContext,
+    commands: Commands,
+    *,
+    interrupted: bool,
 ) -> list[Path]:
     from apr_qa.action.annotations import emit_annotations
     from apr_qa.action.outputs import run_outputs, write_outputs
@@ -187,7 +192,10 @@ def _report(
     written: list[Path] = []
     if inputs.pr_comment and context.is_pull_request:
         _comment(report, inputs, context, commands)
-    if inputs.update_readme:
+    if inputs.update_readme and interrupted:
+        # A cancelled run's verdict covers only what finished: never certify it.
+        commands.notice("apr-qa: the run was interrupted; the README is not updated")
+    elif inputs.update_readme:
         written = _readme(report, inputs, context, commands)
     return written
 
@@ -215,7 +223,8 @@ def run_action(env: Mapping[str, str], out: TextIO, *, backend: str | None = Non
         if result.report is None:  # only a run can have nothing to do
             commands.notice(f"apr-qa: nothing to run in shard {inputs.shard}; no report written")
             return result.exit_code
-        written = _report(result.report, inputs, context, commands)
+        interrupted = result.exit_code == ExitCode.INTERRUPTED
+        written = _report(result.report, inputs, context, commands, interrupted=interrupted)
     except AprQaError as exc:
         _fatal(commands, context, "apr-qa", exc.lines())
         return int(exc.exit_code)
