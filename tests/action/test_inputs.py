@@ -96,3 +96,15 @@ def test_a_playbook_error_is_reported_not_raised(tmp_path: Path) -> None:
     errors = [c for c in parse_log(out.getvalue()) if c.name == "error"]
     assert errors and all(c.properties["title"] == "apr-qa" for c in errors)
     assert any("a.yaml" in c.message for c in errors)
+
+
+def test_the_cli_command_is_the_entrypoint(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from apr_qa.cli import cli
+
+    env = {"GITHUB_WORKSPACE": str(tmp_path), "INPUT_PLAYBOOKS": "none/*.yaml"}
+    result = CliRunner().invoke(cli, ["action"], env=env)
+    assert result.exit_code == 2
+    (error,) = [c for c in parse_log(result.stdout) if c.name == "error"]
+    assert error.properties["title"] == "apr-qa: input 'playbooks'"
