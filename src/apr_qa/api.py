@@ -85,9 +85,14 @@ class RunConfig:
     baseline: Path | None = None
     """An earlier run (evidence.jsonl, summary.json or directory) to compare with:
     overrides every playbook's ``regression.baseline`` (docs/regression.md)."""
+<<<<<<< HEAD
     profile_assertions: Mapping[str, float] = field(default_factory=dict)
     """``min_throughput``, ``max_p50_ms``, ``max_p99_ms`` from the command line: they
     enable every playbook's ``profile_ci`` and override its assertions of the same kind."""
+=======
+    backend_override: str | None = None
+    """Run every cell on this backend kind instead of its format's (tests: ``fake``)."""
+>>>>>>> action
 
 
 @dataclass(frozen=True)
@@ -222,7 +227,7 @@ def run(playbooks: Loaded | Sequence[Path], config: RunConfig) -> RunResult:
         stack.enter_context(_owned(config.output_dir))
         # Start the first workers now: their runtime imports overlap the rest of our start-up.
         warm = WarmPool()
-        if config.warm_start and config.shard is None:
+        if config.warm_start and config.shard is None and config.backend_override is None:
             warm = WarmPool.for_playbooks(loaded.playbooks, config.workers, config.backends or None)
         stack.callback(warm.close)  # the engine closes it too; this covers its failing early
         options = RunOptions(
@@ -234,6 +239,7 @@ def run(playbooks: Loaded | Sequence[Path], config: RunConfig) -> RunResult:
             trust_remote_code=config.trust_remote_code,
             convert_missing=config.convert_missing,
             progress=config.progress,
+            backend_override=config.backend_override,
         )
         outcome = execute(loaded.playbooks, options, warm=warm, interrupts=interrupts)
         warnings = (*loaded.warnings, *trust_warnings(loaded.playbooks, config))

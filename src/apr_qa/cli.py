@@ -494,6 +494,22 @@ def diff(a: Path, b: Path, as_json: bool, prompts: tuple[str, ...]) -> None:
     sys.exit(report.exit_code)
 
 
+@cli.command()
+@_guarded
+def action() -> None:
+    """Run as the GitHub Action: inputs from INPUT_* variables, workflow commands out.
+
+    \b
+    The entrypoint of the apr-qa Docker images (see action.yml and the README):
+    job summary, outputs, annotations, PR comment and README commit.
+    """
+    import os
+
+    from apr_qa.action.main import run_action
+
+    sys.exit(run_action(os.environ, sys.stdout))
+
+
 from apr_qa.library.command import init_command, templates_command  # noqa: E402
 from apr_qa.report.command import report_command  # noqa: E402
 from apr_qa.report.compare_command import compare_command  # noqa: E402
