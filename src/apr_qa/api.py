@@ -85,14 +85,11 @@ class RunConfig:
     baseline: Path | None = None
     """An earlier run (evidence.jsonl, summary.json or directory) to compare with:
     overrides every playbook's ``regression.baseline`` (docs/regression.md)."""
-<<<<<<< HEAD
     profile_assertions: Mapping[str, float] = field(default_factory=dict)
     """``min_throughput``, ``max_p50_ms``, ``max_p99_ms`` from the command line: they
     enable every playbook's ``profile_ci`` and override its assertions of the same kind."""
-=======
     backend_override: str | None = None
     """Run every cell on this backend kind instead of its format's (tests: ``fake``)."""
->>>>>>> action
 
 
 @dataclass(frozen=True)
