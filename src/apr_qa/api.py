@@ -46,6 +46,7 @@ __all__ = [
     "RunResult",
     "certify",
     "compare",
+    "fingerprint",
     "golden",
     "load",
     "report",
@@ -261,6 +262,20 @@ def golden(playbook: Path, output: Path, model_path: Path | None = None) -> tupl
     loaded = load([playbook], model_path)
     recorded = record_golden(loaded.playbooks[0])
     return len(recorded.entries), write_golden(output, recorded)
+
+
+def fingerprint(artifact: Path, output: Path) -> int:
+    """Write ``artifact``'s tensor fingerprint to ``output`` (a reference for
+    ``differential_tests.validate_stats.reference``); returns the tensor count.
+
+    Raises :class:`~apr_qa.errors.UsageError` for a file the readers refuse.
+    """
+    from apr_qa.models.fingerprint import fingerprint as take
+    from apr_qa.models.fingerprint import write_fingerprint
+
+    taken = take(artifact)
+    write_fingerprint(taken, output)
+    return len(taken.tensors)
 
 
 def _with_baseline(loaded: Loaded, baseline: Path) -> Loaded:

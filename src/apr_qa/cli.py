@@ -385,6 +385,28 @@ def convert(src: Path, dst: Path, quant: str) -> None:
 
 
 @cli.command()
+@click.argument("artifact", type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="The reference JSON to write.",
+)
+@_guarded
+def fingerprint(artifact: Path, output: Path) -> None:
+    """Write ARTIFACT's per-tensor statistics as a reference JSON.
+
+    A later run compares with it when the playbook names it as
+    differential_tests.validate_stats.reference (docs/gates.md).
+    """
+    from apr_qa import api
+
+    count = api.fingerprint(artifact, output)
+    click.echo(f"wrote {count} tensor fingerprints to {output}")
+
+
+@cli.command()
 @click.argument("summaries", nargs=-1, type=click.Path(path_type=Path, dir_okay=False))
 @click.option(
     "--readme",

@@ -60,7 +60,6 @@ class Capability(StrEnum):
     TENSOR_DIFF = "tensor diff"
     TOKENIZER_PARITY = "tokenizer parity"
     LOGIT_COMPARISON = "logit comparison"
-    FINGERPRINTS = "tensor fingerprints and role statistics"
     TRACE = "trace payload"
     CONVERSION = "conversion checks"
     TIMEOUTS = "stability timeouts"
@@ -108,7 +107,6 @@ def _g(
     return Gate(gid, title, category, Severity.P0 if gateway else severity, gateway, planned)
 
 
-_FP = Capability.FINGERPRINTS
 _TRACE = Capability.TRACE
 _CONV = Capability.CONVERSION
 
@@ -166,20 +164,27 @@ _GATES: tuple[Gate, ...] = (
         Category.COMP,
     ),
     # Fingerprints and role statistics (never "norm mean close to 1": real norms are not).
-    _g("F-ROSETTA-FP-001", "tensor statistics finite in every format", Category.COMP, planned=_FP),
-    _g("F-ROSETTA-FP-002", "tensor checksums match the reference", Category.COMP, planned=_FP),
+    _g("F-ROSETTA-FP-001", "tensor statistics finite in every format", Category.COMP),
+    _g("F-ROSETTA-FP-002", "tensor checksums match the reference", Category.COMP),
+    _g("F-ROSETTA-FP-003", "tensor names and shapes match the reference", Category.COMP),
     _g(
         "F-ROSETTA-STATS-001",
-        "norm weights have std > 0 and are not all zero in every format",
+        "norm statistics within tolerance of the reference",
         Category.COMP,
-        planned=_FP,
     ),
     _g(
         "F-ROSETTA-STATS-002",
-        "embedding statistics within tolerance across formats",
+        "embedding and output statistics within tolerance of the reference",
         Category.COMP,
-        planned=_FP,
     ),
+    _g(
+        "F-ROSETTA-STATS-003",
+        "attention statistics within tolerance of the reference",
+        Category.COMP,
+    ),
+    _g("F-ROSETTA-STATS-004", "FFN statistics within tolerance of the reference", Category.COMP),
+    _g("F-ROSETTA-STATS-005", "no norm's scale is all zeros", Category.COMP),
+    _g("F-ROSETTA-STATS-006", "every norm's scale has std > 0", Category.COMP),
     # Per-layer activations.
     _g(
         "F-TRACE-PAYLOAD-001",

@@ -126,6 +126,7 @@ _BUILTIN_MODULES = (
     "apr_qa.checks.tensor_diff",
     "apr_qa.checks.tokenizer_parity",
     "apr_qa.checks.logit_compare",
+    "apr_qa.checks.fingerprint",
 )
 _REGISTRY: dict[Stage, list[Any]] = {stage: [] for stage in Stage}
 _loaded = False
