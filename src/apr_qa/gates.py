@@ -60,7 +60,6 @@ class Capability(StrEnum):
     TENSOR_DIFF = "tensor diff"
     TOKENIZER_PARITY = "tokenizer parity"
     LOGIT_COMPARISON = "logit comparison"
-    TRACE = "trace payload"
     CONVERSION = "conversion checks"
     TIMEOUTS = "stability timeouts"
     PROFILE = "profile CI"
@@ -107,7 +106,6 @@ def _g(
     return Gate(gid, title, category, Severity.P0 if gateway else severity, gateway, planned)
 
 
-_TRACE = Capability.TRACE
 _CONV = Capability.CONVERSION
 
 _GATES: tuple[Gate, ...] = (
@@ -186,14 +184,9 @@ _GATES: tuple[Gate, ...] = (
     _g("F-ROSETTA-STATS-005", "no norm's scale is all zeros", Category.COMP),
     _g("F-ROSETTA-STATS-006", "every norm's scale has std > 0", Category.COMP),
     # Per-layer activations.
-    _g(
-        "F-TRACE-PAYLOAD-001",
-        "no layer's activations hold NaN or Inf",
-        Category.STAB,
-        planned=_TRACE,
-    ),
-    _g("F-TRACE-PAYLOAD-002", "traced output is not garbage", Category.STAB, planned=_TRACE),
-    _g("F-TRACE-PAYLOAD-003", "no layer's activations explode", Category.STAB, planned=_TRACE),
+    _g("F-TRACE-PAYLOAD-001", "no layer's activations hold NaN or Inf", Category.STAB),
+    _g("F-TRACE-PAYLOAD-002", "traced output is not garbage", Category.STAB),
+    _g("F-TRACE-PAYLOAD-003", "no layer's activations explode", Category.STAB),
     # Conversion: the six bug classes.
     _g("F-CONV-001", "conversion keeps the embedding orientation", Category.COMP, planned=_CONV),
     _g("F-CONV-002", "conversion keeps the tokenizer", Category.COMP, planned=_CONV),

@@ -126,6 +126,7 @@ def write_playbook(
         f"test_matrix: {{modalities: {json.dumps(modalities)}, backends: [{backend}],"
         f" formats: {json.dumps(formats)}{quants}, max_tokens: 32, timeout_ms: 60000}}",
         "failure_policy: collect-all",
+        "trace_payload: {enabled: true}",
         "scenarios:",
         *(f"  - {json.dumps(s)}" for s in scenarios),
     ]

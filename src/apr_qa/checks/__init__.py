@@ -121,6 +121,7 @@ _BUILTIN_MODULES = (
     "apr_qa.checks.artifact",
     "apr_qa.checks.probe",
     "apr_qa.checks.golden",
+    "apr_qa.checks.trace",
     "apr_qa.checks.garbage_rate",
     "apr_qa.checks.baseline",
     "apr_qa.checks.tensor_diff",

@@ -203,7 +203,7 @@ _TABLE: tuple[Mutant, ...] = (
         "nan-weight",
         f"one NaN in {_DOWN}",
         "safetensors",
-        ("G0-INTEGRITY-002", _FP_FINITE, _FP_CHECKSUM),
+        ("G0-INTEGRITY-002", _FP_FINITE, _FP_CHECKSUM, "F-TRACE-PAYLOAD-001"),
         "nonfinite_tensor",
         _weights("nan-weight", weights.st_poke(_DOWN, float("nan"))),
     ),
@@ -224,10 +224,27 @@ _TABLE: tuple[Mutant, ...] = (
         _weights("zero-tensor", weights.st_zero_tensor(_UP)),
     ),
     Mutant(
+        "activations-exploding",
+        f"{_O} multiplied by {weights.EXPLODE_FACTOR:g}: layer 0's output swamps the residual",
+        "safetensors",
+        ("F-A1-001", "F-TRACE-PAYLOAD-003"),
+        "wrong_answers",
+        _weights("activations-exploding", weights.st_scale(_O, weights.EXPLODE_FACTOR)),
+        # transformers hands back the last layer's output after the final norm: with one
+        # layer, the swamped residual is never seen.
+        _two_layers,
+    ),
+    Mutant(
         "gguf-pad-flood",
         "GGUF whose greedy output is always the PAD token (GH-186)",
         "gguf",
-        ("F-ROSETTA-INF-003", "F-ROSETTA-INF-001", "F-A1-001", "F-ROSETTA-DIFF-003"),
+        (
+            "F-ROSETTA-INF-003",
+            "F-ROSETTA-INF-001",
+            "F-A1-001",
+            "F-ROSETTA-DIFF-003",
+            "F-TRACE-PAYLOAD-002",
+        ),
         "pad_flood",
         _gguf("gguf-pad-flood", "f32", weights.gguf_pad_flood),
     ),
