@@ -60,7 +60,6 @@ class Capability(StrEnum):
     TENSOR_DIFF = "tensor diff"
     TOKENIZER_PARITY = "tokenizer parity"
     LOGIT_COMPARISON = "logit comparison"
-    CONVERSION = "conversion checks"
     TIMEOUTS = "stability timeouts"
     PROFILE = "profile CI"
     GOLDEN = "golden outputs"
@@ -105,8 +104,6 @@ def _g(
     gateway = gid[:2] if category is Category.GATEWAY else None
     return Gate(gid, title, category, Severity.P0 if gateway else severity, gateway, planned)
 
-
-_CONV = Capability.CONVERSION
 
 _GATES: tuple[Gate, ...] = (
     # Gateways (P0): any failure zeroes the MQS.
@@ -188,12 +185,12 @@ _GATES: tuple[Gate, ...] = (
     _g("F-TRACE-PAYLOAD-002", "traced output is not garbage", Category.STAB),
     _g("F-TRACE-PAYLOAD-003", "no layer's activations explode", Category.STAB),
     # Conversion: the six bug classes.
-    _g("F-CONV-001", "conversion keeps the embedding orientation", Category.COMP, planned=_CONV),
-    _g("F-CONV-002", "conversion keeps the tokenizer", Category.COMP, planned=_CONV),
-    _g("F-CONV-003", "conversion keeps the weights uncorrupted", Category.COMP, planned=_CONV),
-    _g("F-CONV-004", "conversion keeps every tensor's shape", Category.COMP, planned=_CONV),
-    _g("F-CONV-005", "converted model answers as the source does", Category.COMP, planned=_CONV),
-    _g("F-CONV-006", "conversion raises no unclassified defect", Category.COMP, planned=_CONV),
+    _g("F-CONV-001", "conversion keeps the embedding orientation", Category.COMP),
+    _g("F-CONV-002", "conversion keeps the tokenizer", Category.COMP),
+    _g("F-CONV-003", "conversion keeps the weights uncorrupted", Category.COMP),
+    _g("F-CONV-004", "conversion keeps every tensor's shape", Category.COMP),
+    _g("F-CONV-005", "converted model answers as the source does", Category.COMP),
+    _g("F-CONV-006", "conversion raises no unclassified defect", Category.COMP),
     # Serve.
     _g("F-HTTP-001", "server health endpoint answers", Category.STAB, planned=Capability.SERVE),
     _g(

@@ -128,6 +128,7 @@ _BUILTIN_MODULES = (
     "apr_qa.checks.tokenizer_parity",
     "apr_qa.checks.logit_compare",
     "apr_qa.checks.fingerprint",
+    "apr_qa.checks.conversion",
 )
 _REGISTRY: dict[Stage, list[Any]] = {stage: [] for stage in Stage}
 _loaded = False
