@@ -72,9 +72,9 @@ def test_every_clean_artifact_corroborates(
         else:
             assert failed == {}, artifact.name
         # The per-tensor view: the worst tensors of each role, within tolerance.
-        worst = seen["F-ROSETTA-STATS-003"].details["worst"]
-        assert isinstance(worst, list) and worst
-        assert all(row["deviation"] <= row["tolerance"] for row in worst)
+        view = seen["F-ROSETTA-STATS-003"].expected
+        assert isinstance(view, dict) and view["worst_tensors"]
+        assert all(row["value"] <= row["tolerance"] for row in view["worst_tensors"])
 
 
 @pytest.mark.parametrize(
@@ -99,8 +99,9 @@ def test_noise_drift_is_caught_only_by_its_statistics(
         assert findings[gate].outcome is Outcome.CORROBORATED
     ffn = findings["F-ROSETTA-STATS-004"]
     assert ffn.outcome is Outcome.FALSIFIED and "of its std (tolerance 0.01)" in ffn.reason
-    worst = ffn.details["worst"]
-    assert isinstance(worst, list) and worst[0]["deviation"] > worst[0]["tolerance"]
+    assert isinstance(ffn.expected, dict)
+    worst = ffn.expected["worst_tensors"]
+    assert worst[0]["value"] > worst[0]["tolerance"] and worst[0]["role"] == "ffn"
 
 
 def test_without_a_reference_the_reference_gates_say_so(

@@ -83,7 +83,7 @@ Measured on the fixtures: every clean GGUF (f32 to q4_k_m) within 0.004 of its
 checkpoint; the noise-drift mutant 0.12 (attention, FFN)."""
 _ALIASES = {"layernorm": "norm", "layer_norm": "norm", "embed": "embedding", "mlp": "ffn"}
 MAX_ROWS = 10
-"""Tensors a finding lists in ``details["worst"]`` (the report's per-tensor view)."""
+"""Tensors a finding keeps in ``expected["worst_tensors"]`` (the report's per-tensor view)."""
 
 
 @dataclass(frozen=True)
@@ -229,10 +229,11 @@ def judge(
             "tensor": r.name,
             "role": r.role,
             "dtype": r.dtype,
-            "deviation": round(r.deviation, 6),
+            "measure": "Δ mean/std in reference stds",
+            "value": r.deviation,
             "tolerance": r.tolerance,
         }
-        for r in reversed(worst[-MAX_ROWS:])
+        for r in reversed(worst)
     ]
     where = f"{fp.format} {fp.quantization}"
     skipped = no_reference if ref is None else "not compared: no tensor of this kind"
@@ -251,10 +252,14 @@ def judge(
             why_skip = f"not compared: the reference is {ref.format}, checksums differ by format"
         default = f"every tensor within its role's tolerance of the reference ({where})"
         finding = ledger.finding(passed=passed.get(gate, default), skipped=why_skip)
-        details = dict(finding.details)
+        expected = None
         if gate in ROLE_GATE.values():
-            details["worst"] = [row for row in table if ROLE_GATE[str(row["role"])] == gate]
-        findings.append(Finding(gate, finding.passed, finding.reason, details))
+            # The report's per-tensor view: this role's tensors furthest from the reference.
+            mine = [row for row in table if ROLE_GATE[str(row["role"])] == gate][:MAX_ROWS]
+            expected = {"worst_tensors": mine} if mine else None
+        findings.append(
+            Finding(gate, finding.passed, finding.reason, finding.details, expected=expected)
+        )
     return findings
 
 

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from apr_qa.models.readers import ModelReader
     from apr_qa.playbook.model import Playbook
 
-__all__ = ["GATES", "TOLERANCE", "TensorDiff", "TensorRow", "diff_pair"]
+__all__ = ["GATES", "TOLERANCE", "TensorDiff", "TensorRow", "diff_pair", "worst_tensors"]
 
 LAYOUT, SHAPES, VALUES = "F-ROSETTA-DIFF-001", "F-ROSETTA-DIFF-002", "F-ROSETTA-DIFF-003"
 GATES = (LAYOUT, SHAPES, VALUES)
@@ -306,7 +306,38 @@ class TensorDiff:
             if not sw.runs(gate):
                 continue
             finding = ledgers[gate].finding(passed=passed[gate], skipped=skipped)
+            # The report's per-tensor view: the worst tensors against their ceilings.
+            expected = {"worst_tensors": worst_tensors(rows)} if gate == VALUES and rows else None
             findings.append(
-                Finding(finding.gate, finding.passed, finding.reason, finding.details, metrics)
+                Finding(
+                    finding.gate,
+                    finding.passed,
+                    finding.reason,
+                    finding.details,
+                    metrics,
+                    expected,
+                )
             )
         return findings
+
+
+WORST_SHOWN = 10
+"""Tensors a finding keeps for the report's per-tensor view."""
+
+
+def worst_tensors(rows: Sequence[TensorRow]) -> list[dict[str, object]]:
+    """The :data:`WORST_SHOWN` rows furthest over (or nearest to) their tolerance."""
+    ranked = sorted(rows, key=lambda r: r.rel_error / r.tolerance, reverse=True)
+    return [
+        {
+            "tensor": r.name,
+            "stored": r.gguf_name,
+            "dtype": r.dtype,
+            "measure": "relative error",
+            "value": r.rel_error,
+            "tolerance": r.tolerance,
+            "cosine": r.cosine,
+            "max_abs": r.max_abs,
+        }
+        for r in ranked[:WORST_SHOWN]
+    ]
