@@ -207,7 +207,10 @@ def test_unreadable_reference_skips_with_the_reason(
     mutant, _ = drift
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"fingerprints": []}))
-    book = _playbook(tmp_path, f"differential_tests:\n  validate_stats: {{reference: {bad}}}\n")
+    book = _playbook(
+        tmp_path,
+        f"differential_tests:\n  fingerprint: {{}}\n  validate_stats: {{reference: {bad}}}\n",
+    )
     outcomes = _check(book, mutant)
     assert {outcomes[g] for g in REFERENCE_GATES} == {Outcome.SKIPPED}
     with pytest.raises(UsageError, match="not an apr-qa fingerprint"):
@@ -236,3 +239,14 @@ def test_stats_skip_non_finite_values_and_count_them() -> None:
     assert stats.zero_fraction == pytest.approx(0.2) and not stats.finite
     clean = tensor_stats("t", "t", "f32", "ffn", values[[0, 1, 4]])
     assert clean.finite and clean.checksum != stats.checksum
+
+
+def test_without_either_entry_nothing_is_fingerprinted(
+    drift: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Opt-in: a playbook naming neither entry gets no fingerprint record."""
+    mutant, _ = drift
+    book = _playbook(tmp_path, "differential_tests:\n  tensor_diff: {enabled: true}\n")
+    assert _check(book, mutant) == {}
+    only_stats = _playbook(tmp_path, "differential_tests:\n  validate_stats: {}\n")
+    assert set(_check(only_stats, mutant)) == set(STATS_GATES)

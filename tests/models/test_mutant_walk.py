@@ -134,6 +134,7 @@ def write_playbook(
     if compare_with is not None:
         differential.append(f"compare_with: [{json.dumps(str(compare_with))}]")
     if reference is not None:
+        differential.append("fingerprint: {enabled: true}")
         differential.append(f"validate_stats: {{reference: {json.dumps(str(reference))}}}")
     if differential:
         lines.append(f"differential_tests: {{{', '.join(differential)}}}")

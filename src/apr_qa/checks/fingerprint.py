@@ -2,6 +2,9 @@
 fingerprint (:mod:`apr_qa.models.fingerprint`), judged on its own and against a
 reference written earlier by ``apr-qa fingerprint``.
 
+Opt-in, as in the original's playbooks: ``differential_tests.fingerprint`` turns
+the FP gates on, ``differential_tests.validate_stats`` the STATS gates.
+
 On its own (no reference needed):
 
 - ``FP-001`` every tensor's statistics are finite (no NaN or Inf value);
@@ -270,14 +273,20 @@ class TensorFingerprint:
     name = "fingerprint"
 
     def check(self, artifact: Artifact) -> Iterable[Finding]:
-        """One finding per gate the playbook asks for; none when both entries are off."""
+        """One finding per gate the playbook asks for: the FP gates with a
+        ``fingerprint`` entry, the STATS gates with a ``validate_stats`` entry."""
         from apr_qa.errors import UsageError
         from apr_qa.models.fingerprint import fingerprint, read_fingerprint
 
         playbook = artifact.playbook
+        section = playbook.sections.get("differential_tests", {})
+        # Opt-in, entry by entry, as in the original's playbooks: a run that asks for no
+        # fingerprint keeps its COMP to the cross-format comparisons.
         fp_switch = switch(playbook, "fingerprint")
         stats_switch = switch(playbook, "validate_stats")
-        if not (fp_switch.enabled or stats_switch.enabled):
+        fp_on = "fingerprint" in section and fp_switch.enabled
+        stats_on = "validate_stats" in section and stats_switch.enabled
+        if not (fp_on or stats_on):
             return []
         try:
             fp = fingerprint(artifact.path)
@@ -292,5 +301,8 @@ class TensorFingerprint:
                 why = f"not compared: {exc}"
         findings = judge(fp, ref, tolerances(stats_switch), no_reference=why)
         return [
-            f for f in findings if (fp_switch if f.gate in FP_GATES else stats_switch).runs(f.gate)
+            f
+            for f in findings
+            if (fp_on and f.gate in FP_GATES and fp_switch.runs(f.gate))
+            or (stats_on and f.gate in STATS_GATES and stats_switch.runs(f.gate))
         ]
