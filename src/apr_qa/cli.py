@@ -399,10 +399,19 @@ def fingerprint(artifact: Path, output: Path) -> None:
 
     A later run compares with it when the playbook names it as
     differential_tests.validate_stats.reference (docs/gates.md).
+
+    \b
+    Exit codes: 0 written, 2 not a model file, 3 missing or unwritable.
     """
     from apr_qa import api
+    from apr_qa.errors import EnvironmentProblem
 
-    count = api.fingerprint(artifact, output)
+    if not artifact.exists():  # a missing model, as `run` and `diff` say: exit 3
+        raise EnvironmentProblem(f"{artifact}: no such file or directory")
+    try:
+        count = api.fingerprint(artifact, output)
+    except OSError as exc:  # the output cannot be written: the machine, not the input
+        raise EnvironmentProblem(f"{exc.filename or output}: {exc.strerror or exc}") from None
     click.echo(f"wrote {count} tensor fingerprints to {output}")
 
 

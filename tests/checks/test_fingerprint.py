@@ -250,3 +250,15 @@ def test_without_either_entry_nothing_is_fingerprinted(
     assert _check(book, mutant) == {}
     only_stats = _playbook(tmp_path, "differential_tests:\n  validate_stats: {}\n")
     assert set(_check(only_stats, mutant)) == set(STATS_GATES)
+
+
+def test_fingerprint_command_exit_codes(tmp_path: Path) -> None:
+    runner = CliRunner()
+    missing = runner.invoke(
+        cli, ["fingerprint", str(tmp_path / "absent"), "-o", str(tmp_path / "o")]
+    )
+    assert missing.exit_code == 3
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(b"neither format")
+    assert runner.invoke(cli, ["fingerprint", str(junk), "-o", str(tmp_path / "o")]).exit_code == 2
+    assert not (tmp_path / "o").exists()
