@@ -38,7 +38,13 @@ def _records(tmp_path: Path) -> list[Record]:
     records.append(
         dataclasses.replace(
             rec("F-ROSETTA-DIFF-003", Outcome.FALSIFIED, scenario=None),
-            expected={"worst_tensors": [hostile, {"tensor": "broken", "value": "x"}]},
+            expected={
+                "worst_tensors": [
+                    hostile,
+                    {"tensor": "broken", "value": "x"},
+                    {"tensor": "nan.weight", "value": None, "tolerance": 1e-6},
+                ]
+            },
         )
     )
     return records
@@ -47,7 +53,8 @@ def _records(tmp_path: Path) -> list[Record]:
 def test_worst_tensors_come_first(tmp_path: Path) -> None:
     lines = tensor_lines(_records(tmp_path))
     assert lines and all(a.ratio >= b.ratio for a, b in itertools.pairwise(lines))
-    assert lines[0].tensor == XSS and lines[0].beyond  # 50 of 0.15: worse than the drift's 10x
+    assert lines[0].tensor == "nan.weight" and lines[0].beyond  # not a number: the worst
+    assert lines[1].tensor == XSS and lines[1].beyond  # 50 of 0.15: worse than the drift's 10x
     assert "broken" not in {t.tensor for t in lines}  # a malformed row is left out
     drifted = [t for t in lines if t.gate in ("F-ROSETTA-STATS-003", "F-ROSETTA-STATS-004")]
     assert drifted and all(t.beyond for t in drifted)
@@ -68,3 +75,18 @@ def test_no_view_without_tensor_records() -> None:
     run = score(gateways_passed())
     assert "Worst tensors" not in job_summary(run)
     assert "Worst tensors" not in html_string(run)
+
+
+def test_tensor_diff_rows_are_strict_json_and_nan_ranks_first() -> None:
+    import json
+
+    from apr_qa.checks.tensor_diff import TensorRow, worst_tensors
+
+    rows = [
+        TensorRow("a.weight", "blk.a", "q8_0", 0.01, 0.004, 0.999, 0.02),
+        TensorRow("b.weight", "blk.b", "f32", float("nan"), float("nan"), float("nan"), 1e-6),
+    ]
+    worst = worst_tensors(rows)
+    json.dumps(worst, allow_nan=False)  # evidence lines are strict JSON
+    assert [r["tensor"] for r in worst] == ["b.weight", "a.weight"]
+    assert worst[0]["value"] is None and worst[1]["value"] == 0.004

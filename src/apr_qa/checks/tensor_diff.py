@@ -24,6 +24,7 @@ its embedding. ``differential_tests.tensor_diff.filter`` ("embed,lm_head", or
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -327,17 +328,24 @@ WORST_SHOWN = 10
 
 def worst_tensors(rows: Sequence[TensorRow]) -> list[dict[str, object]]:
     """The :data:`WORST_SHOWN` rows furthest over (or nearest to) their tolerance."""
-    ranked = sorted(rows, key=lambda r: r.rel_error / r.tolerance, reverse=True)
+
+    def key(r: TensorRow) -> float:  # NaN (a NaN in the file) ranks first
+        ratio = r.rel_error / r.tolerance
+        return math.inf if math.isnan(ratio) else ratio
+
+    def number(x: float) -> float | None:  # evidence is strict JSON: no NaN or Inf
+        return x if math.isfinite(x) else None
+
     return [
         {
             "tensor": r.name,
             "stored": r.gguf_name,
             "dtype": r.dtype,
             "measure": "relative error",
-            "value": r.rel_error,
+            "value": number(r.rel_error),
             "tolerance": r.tolerance,
-            "cosine": r.cosine,
-            "max_abs": r.max_abs,
+            "cosine": number(r.cosine),
+            "max_abs": number(r.max_abs),
         }
-        for r in ranked[:WORST_SHOWN]
+        for r in sorted(rows, key=key, reverse=True)[:WORST_SHOWN]
     ]

@@ -59,7 +59,9 @@ def _lines(record: Record) -> Iterable[TensorLine]:
         if not isinstance(row, Mapping):
             continue  # evidence from elsewhere: show what is well-formed, skip the rest
         value, tolerance = _number(row.get("value")), _number(row.get("tolerance"))
-        if value is None or tolerance is None or not math.isfinite(value):
+        if "value" in row and row["value"] is None:
+            value = math.inf  # not a number (a NaN in the tensor): the worst there is
+        if value is None or tolerance is None:
             continue
         yield TensorLine(
             tensor=str(row.get("tensor", "?")),
