@@ -13,7 +13,9 @@ from apr_qa.cli import cli
 from apr_qa.fixtures import fixture_names, fixture_path
 from apr_qa.testing.mutants import MUTANTS, applies, build_mutant
 
-DIFFERENTIAL = ("F-ROSETTA-", "F-TOK-PARITY-")
+# apr-qa diff compares tensors, tokenizers and logits; fingerprints and stats need a
+# reference file.
+DIFFERENTIAL = ("F-ROSETTA-DIFF-", "F-ROSETTA-INF-", "F-TOK-PARITY-")
 CLEAN = [
     (fixture, gguf.name)
     for fixture in fixture_names()

@@ -47,6 +47,7 @@ __all__ = [
     "RunResult",
     "certify",
     "compare",
+    "fingerprint",
     "golden",
     "init",
     "load",
@@ -283,6 +284,20 @@ def init(
     from apr_qa.library.write import write_playbook
 
     return write_playbook(model, output, template, record_golden=record_golden)
+
+
+def fingerprint(artifact: Path, output: Path) -> int:
+    """Write ``artifact``'s tensor fingerprint to ``output`` (a reference for
+    ``differential_tests.validate_stats.reference``); returns the tensor count.
+
+    Raises :class:`~apr_qa.errors.UsageError` for a file the readers refuse.
+    """
+    from apr_qa.models.fingerprint import fingerprint as take
+    from apr_qa.models.fingerprint import write_fingerprint
+
+    taken = take(artifact)
+    write_fingerprint(taken, output)
+    return len(taken.tensors)
 
 
 def _with_baseline(loaded: Loaded, baseline: Path) -> Loaded:

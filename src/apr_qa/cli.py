@@ -415,6 +415,37 @@ def convert(src: Path, dst: Path, quant: str) -> None:
 
 
 @cli.command()
+@click.argument("artifact", type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="The reference JSON to write.",
+)
+@_guarded
+def fingerprint(artifact: Path, output: Path) -> None:
+    """Write ARTIFACT's per-tensor statistics as a reference JSON.
+
+    A later run compares with it when the playbook names it as
+    differential_tests.validate_stats.reference (docs/gates.md).
+
+    \b
+    Exit codes: 0 written, 2 not a model file, 3 missing or unwritable.
+    """
+    from apr_qa import api
+    from apr_qa.errors import EnvironmentProblem
+
+    if not artifact.exists():  # a missing model, as `run` and `diff` say: exit 3
+        raise EnvironmentProblem(f"{artifact}: no such file or directory")
+    try:
+        count = api.fingerprint(artifact, output)
+    except OSError as exc:  # the output cannot be written: the machine, not the input
+        raise EnvironmentProblem(f"{exc.filename or output}: {exc.strerror or exc}") from None
+    click.echo(f"wrote {count} tensor fingerprints to {output}")
+
+
+@cli.command()
 @click.argument("summaries", nargs=-1, type=click.Path(path_type=Path, dir_okay=False))
 @click.option(
     "--readme",

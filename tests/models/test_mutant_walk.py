@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 
+from apr_qa import api
 from apr_qa.backends.device import gpu_unavailable_reason
 from apr_qa.evidence import Outcome, Record, read_evidence
 from apr_qa.execute import RunOptions, execute
@@ -45,8 +46,9 @@ PER_MODALITY = 6
 # The GGUF quantizations the mutants are written from (clean counterparts).
 CLEAN_GGUF = ("f32", "q8_0")
 FAILED = (Outcome.FALSIFIED, Outcome.TIMEOUT, Outcome.CRASHED)
-# Gates decided by comparing two formats of the model (apr_qa.checks.differential).
-DIFFERENTIAL = ("F-ROSETTA-", "F-TOK-PARITY-")
+# Gates decided by comparing two formats of the model (apr_qa.checks.differential);
+# fingerprints and stats compare with the clean fixture's reference file instead.
+DIFFERENTIAL = ("F-ROSETTA-DIFF-", "F-ROSETTA-INF-", "F-TOK-PARITY-")
 
 
 def _cases() -> list[tuple[str, str]]:
@@ -109,11 +111,13 @@ def write_playbook(
     scenarios: list[dict[str, object]],
     backend: str = "cpu",
     compare_with: Path | None = None,
+    reference: Path | None = None,
 ) -> Path:
     """A collect-all playbook: every cell runs whatever fails first.
 
     ``compare_with``: the clean counterpart the differential checks compare the
-    model with (the checkpoint for a GGUF mutant, its GGUF for a checkpoint mutant).
+    model with (the checkpoint for a GGUF mutant, its GGUF for a checkpoint mutant);
+    ``reference``: the clean checkpoint's fingerprint (``apr-qa fingerprint``).
     """
     quants = f", quantizations: {json.dumps(quantizations)}" if quantizations else ""
     lines = [
@@ -122,11 +126,18 @@ def write_playbook(
         f"test_matrix: {{modalities: {json.dumps(modalities)}, backends: [{backend}],"
         f" formats: {json.dumps(formats)}{quants}, max_tokens: 32, timeout_ms: 60000}}",
         "failure_policy: collect-all",
+        "trace_payload: {enabled: true}",
         "scenarios:",
         *(f"  - {json.dumps(s)}" for s in scenarios),
     ]
+    differential = []
     if compare_with is not None:
-        lines.append(f"differential_tests: {{compare_with: [{json.dumps(str(compare_with))}]}}")
+        differential.append(f"compare_with: [{json.dumps(str(compare_with))}]")
+    if reference is not None:
+        differential.append("fingerprint: {enabled: true}")
+        differential.append(f"validate_stats: {{reference: {json.dumps(str(reference))}}}")
+    if differential:
+        lines.append(f"differential_tests: {{{', '.join(differential)}}}")
     path = folder / f"{name}.yaml"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -164,6 +175,8 @@ def run_walk(
     and the clean model on ``backend``, in one ``execute()``."""
     root = fixture_path(fixture)
     prompts = load_prompts(fixture)
+    reference = tmp / f"{fixture}.fingerprint.json"
+    api.fingerprint(root, reference)
     asked = {m: [scenario(p) for p in spread(prompts, m, PER_MODALITY)] for m in ("run", "chat")}
     books = [
         write_playbook(
@@ -175,6 +188,7 @@ def run_walk(
             ["run", "chat"],
             asked["run"] + asked["chat"],
             backend,
+            reference=reference,
         )
     ]
     errors: dict[str, str] = {}
@@ -199,6 +213,7 @@ def run_walk(
                 [s for m in modalities for s in asked[m]],
                 backend,
                 _counterpart(mutant, root, fixture),
+                reference,
             )
         )
     out = tmp / "out"

@@ -123,11 +123,14 @@ _BUILTIN_MODULES = (
     "apr_qa.checks.http_protocol",
     "apr_qa.checks.profile",
     "apr_qa.checks.golden",
+    "apr_qa.checks.trace",
     "apr_qa.checks.garbage_rate",
     "apr_qa.checks.baseline",
     "apr_qa.checks.tensor_diff",
     "apr_qa.checks.tokenizer_parity",
     "apr_qa.checks.logit_compare",
+    "apr_qa.checks.fingerprint",
+    "apr_qa.checks.conversion",
 )
 _REGISTRY: dict[Stage, list[Any]] = {stage: [] for stage in Stage}
 _loaded = False

@@ -54,6 +54,7 @@ __all__ = [
     "compare_pair",
     "is_pad_flood",
     "kl_stats",
+    "limit",
     "reference_side",
 ]
 
@@ -156,6 +157,15 @@ def _limit(option: Any, quant: str, defaults: Mapping[str, float], unlisted: flo
     if isinstance(option, int | float) and not isinstance(option, bool) and quant in UNQUANTIZED:
         return float(option)
     return defaults.get(quant, unlisted)
+
+
+def limit(option: Any, quant: str, kind: str) -> float:
+    """The playbook's limit for ``quant`` (``option`` as ``tolerance`` or
+    ``min_top1_agreement`` give it), else the default: ``kind`` ``top1`` is the
+    same-top-1 floor, ``kl`` the mean-KL ceiling."""
+    if kind == "top1":
+        return _limit(option, quant, TOP1_FLOOR, UNLISTED_TOP1)
+    return _limit(option, quant, KL_CEILING, UNLISTED_KL)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ its embedding. ``differential_tests.tensor_diff.filter`` ("embed,lm_head", or
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
     from apr_qa.models.readers import ModelReader
     from apr_qa.playbook.model import Playbook
 
-__all__ = ["GATES", "TOLERANCE", "TensorDiff", "TensorRow", "diff_pair"]
+__all__ = ["GATES", "TOLERANCE", "TensorDiff", "TensorRow", "diff_pair", "worst_tensors"]
 
 LAYOUT, SHAPES, VALUES = "F-ROSETTA-DIFF-001", "F-ROSETTA-DIFF-002", "F-ROSETTA-DIFF-003"
 GATES = (LAYOUT, SHAPES, VALUES)
@@ -306,7 +307,45 @@ class TensorDiff:
             if not sw.runs(gate):
                 continue
             finding = ledgers[gate].finding(passed=passed[gate], skipped=skipped)
+            # The report's per-tensor view: the worst tensors against their ceilings.
+            expected = {"worst_tensors": worst_tensors(rows)} if gate == VALUES and rows else None
             findings.append(
-                Finding(finding.gate, finding.passed, finding.reason, finding.details, metrics)
+                Finding(
+                    finding.gate,
+                    finding.passed,
+                    finding.reason,
+                    finding.details,
+                    metrics,
+                    expected,
+                )
             )
         return findings
+
+
+WORST_SHOWN = 10
+"""Tensors a finding keeps for the report's per-tensor view."""
+
+
+def worst_tensors(rows: Sequence[TensorRow]) -> list[dict[str, object]]:
+    """The :data:`WORST_SHOWN` rows furthest over (or nearest to) their tolerance."""
+
+    def key(r: TensorRow) -> float:  # NaN (a NaN in the file) ranks first
+        ratio = r.rel_error / r.tolerance
+        return math.inf if math.isnan(ratio) else ratio
+
+    def number(x: float) -> float | None:  # evidence is strict JSON: no NaN or Inf
+        return x if math.isfinite(x) else None
+
+    return [
+        {
+            "tensor": r.name,
+            "stored": r.gguf_name,
+            "dtype": r.dtype,
+            "measure": "relative error",
+            "value": number(r.rel_error),
+            "tolerance": r.tolerance,
+            "cosine": number(r.cosine),
+            "max_abs": number(r.max_abs),
+        }
+        for r in sorted(rows, key=key, reverse=True)[:WORST_SHOWN]
+    ]

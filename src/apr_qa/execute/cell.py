@@ -199,6 +199,23 @@ class CellRunner:
             return Refused(reply.error, reply.kind)
         return Refused(f"unexpected reply {type(reply).__name__}")
 
+    def request(self, message: Any, *, timeout_s: float, what: str) -> Any:
+        """Send any other request (``Tokenize``, ``Score``, ``HiddenStates``) to the loaded
+        model: its reply, :class:`Refused` for a ``Failed`` one, or :class:`Lost` when
+        the worker hung or died (book-kept as :meth:`ask` does, as non-basic work)."""
+        started = time.perf_counter()
+        if self.worker is None and (error := self._start()) is not None:
+            return Refused(f"the worker could not be restarted: {error}")
+        assert self.worker is not None
+        try:
+            reply = self.worker.request(message, timeout_s).reply
+        except (WorkerTimeout, WorkerDied) as exc:
+            outcome, reason = self._lost_worker(exc, what, basic=False)
+            return Lost(outcome, reason, time.perf_counter() - started)
+        if isinstance(reply, Failed):
+            return Refused(reply.error, reply.kind)
+        return reply
+
     # -- records -------------------------------------------------------------------------
 
     def skip_rest(

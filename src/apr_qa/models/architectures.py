@@ -178,6 +178,10 @@ class Architecture:
         stem = name.removesuffix(".weight")
         return stem != name and "norm" in stem.rsplit(".", 1)[-1]
 
+    def role_of(self, fmt: ModelFormat, name: str) -> TensorRole | None:
+        """The table entry of tensor ``name`` in ``fmt`` (``None``: not in the table)."""
+        return self._lookup(fmt, name)
+
     def gguf_name(self, hf_name: str) -> str | None:
         """The GGUF name of Hugging Face tensor ``hf_name`` (``None``: not in the table)."""
         return self._translate("safetensors", "gguf", hf_name)

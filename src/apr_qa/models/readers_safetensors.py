@@ -199,6 +199,12 @@ class SafetensorsModelReader(ModelReader):
         self._weight_map = {str(k): str(v) for k, v in weight_map.items()}
         names = list(dict.fromkeys(self._weight_map.values()))
         shards = [index.parent / name for name in names]
+        folder = index.parent.resolve()
+        for name, shard in zip(names, shards, strict=True):
+            # A shard named "../other/model.safetensors" reads another model's weights (or
+            # any file): the path-traversal bug pattern, refused as a broken checkpoint.
+            if Path(name).is_absolute() or folder not in shard.resolve().parents:
+                raise UsageError(f"{index}: shard {name!r} is outside the checkpoint folder")
         for shard in shards:
             if not shard.is_file():
                 raise UsageError(f"{index}: shard {shard.name} is missing ({shard})")

@@ -15,6 +15,7 @@ from typing import Any
 from apr_qa import __version__
 from apr_qa.evidence import Record
 from apr_qa.report.summary import baseline_section, cell_rows, profile_rows
+from apr_qa.report.tensors import tensor_lines
 from apr_qa.report.visible import visible
 from apr_qa.score import ModelScore, RunScore
 
@@ -102,6 +103,7 @@ def _model_view(model: ModelScore) -> dict[str, Any]:
         "hosts": [dict(h) for h in hosts],
         "baseline": baseline_section(model),
         "profile": profile_rows(model),
+        "tensors": tensor_lines(model.records),
     }
 
 

@@ -146,6 +146,11 @@ def _model_section(model: ModelScore) -> str:
     if section is not None:
         lines += [baseline_markdown(section)]
     lines += _profile_lines(model)
+    from apr_qa.report.tensors import tensor_lines, tensors_markdown
+
+    table = tensors_markdown(tensor_lines(model.records))
+    if table:
+        lines += [table]
     return "\n".join(lines) + "\n"
 
 

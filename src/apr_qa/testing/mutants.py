@@ -146,6 +146,12 @@ _O = ATTN_OUT.name("safetensors", 0)
 _LOAD = "G1-LOAD-001"
 _SHAPES = "G0-INTEGRITY-001"
 _GGUF_HEADER = "G0-INTEGRITY-005"
+_FP_FINITE, _FP_CHECKSUM, _FP_TENSORS = "F-ROSETTA-FP-001", "F-ROSETTA-FP-002", "F-ROSETTA-FP-003"
+_STATS_NORM, _NORM_ZERO, _NORM_STD = (
+    "F-ROSETTA-STATS-001",
+    "F-ROSETTA-STATS-005",
+    "F-ROSETTA-STATS-006",
+)
 
 _TABLE: tuple[Mutant, ...] = (
     Mutant(
@@ -189,7 +195,7 @@ _TABLE: tuple[Mutant, ...] = (
         "norms-zeroed",
         "every RMSNorm weight zeroed (GH-189)",
         "safetensors",
-        ("G0-INTEGRITY-003", "G2-INFER-001"),
+        ("G0-INTEGRITY-003", "G2-INFER-001", _STATS_NORM, _NORM_ZERO, _NORM_STD),
         "zero_tensor",
         _weights("norms-zeroed", weights.st_norms_zeroed),
     ),
@@ -197,7 +203,7 @@ _TABLE: tuple[Mutant, ...] = (
         "nan-weight",
         f"one NaN in {_DOWN}",
         "safetensors",
-        ("G0-INTEGRITY-002",),
+        ("G0-INTEGRITY-002", _FP_FINITE, _FP_CHECKSUM, "F-TRACE-PAYLOAD-001"),
         "nonfinite_tensor",
         _weights("nan-weight", weights.st_poke(_DOWN, float("nan"))),
     ),
@@ -205,7 +211,7 @@ _TABLE: tuple[Mutant, ...] = (
         "inf-weight",
         f"one +Inf in {_O}",
         "safetensors",
-        ("G0-INTEGRITY-002",),
+        ("G0-INTEGRITY-002", _FP_FINITE),
         "nonfinite_tensor",
         _weights("inf-weight", weights.st_poke(_O, float("inf"))),
     ),
@@ -218,10 +224,27 @@ _TABLE: tuple[Mutant, ...] = (
         _weights("zero-tensor", weights.st_zero_tensor(_UP)),
     ),
     Mutant(
+        "activations-exploding",
+        f"{_O} multiplied by {weights.EXPLODE_FACTOR:g}: layer 0's output swamps the residual",
+        "safetensors",
+        ("F-A1-001", "F-TRACE-PAYLOAD-003"),
+        "wrong_answers",
+        _weights("activations-exploding", weights.st_scale(_O, weights.EXPLODE_FACTOR)),
+        # transformers hands back the last layer's output after the final norm: with one
+        # layer, the swamped residual is never seen.
+        _two_layers,
+    ),
+    Mutant(
         "gguf-pad-flood",
         "GGUF whose greedy output is always the PAD token (GH-186)",
         "gguf",
-        ("F-ROSETTA-INF-003", "F-ROSETTA-INF-001", "F-A1-001", "F-ROSETTA-DIFF-003"),
+        (
+            "F-ROSETTA-INF-003",
+            "F-ROSETTA-INF-001",
+            "F-A1-001",
+            "F-ROSETTA-DIFF-003",
+            "F-TRACE-PAYLOAD-002",
+        ),
         "pad_flood",
         _gguf("gguf-pad-flood", "f32", weights.gguf_pad_flood),
     ),
@@ -327,7 +350,7 @@ _TABLE: tuple[Mutant, ...] = (
         "missing-tensor",
         f"{_DOWN} deleted (transformers re-initializes it at random, silently)",
         "safetensors",
-        (_SHAPES,),
+        (_SHAPES, _FP_TENSORS),
         "shape_mismatch",
         _weights("missing-tensor", weights.st_missing_tensor(_DOWN)),
     ),
@@ -352,7 +375,8 @@ _TABLE: tuple[Mutant, ...] = (
         "noise-drift",
         f"Gaussian noise of {weights.NOISE_SIGMA} x each matrix's std: fluent but wrong",
         "safetensors",
-        ("F-A1-001",),
+        # Fluent: no gateway sees it; its statistics against the reference do.
+        ("F-A1-001", "F-ROSETTA-STATS-003", "F-ROSETTA-STATS-004"),
         "wrong_answers",
         _weights("noise-drift", weights.st_noise_drift),
     ),

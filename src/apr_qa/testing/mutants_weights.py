@@ -39,6 +39,7 @@ from apr_qa.testing.mutants_io import (
 
 __all__ = [
     "EMBEDDING",
+    "EXPLODE_FACTOR",
     "LM_HEAD",
     "NOISE_SIGMA",
     "edit_checkpoint",
@@ -63,6 +64,7 @@ LM_HEAD = OUTPUT.name("safetensors")
 # prompts of each fixture: 0.3 misses 2, 0.5 misses 4 (answers off by one, e.g. "5"
 # for "4"; none flagged as garbage), 0.7 misses 5-6, still fluent.
 NOISE_SIGMA = 0.5
+EXPLODE_FACTOR = 1e6
 _SEED = 20240601
 
 Tensors = dict[str, StTensor]
@@ -111,6 +113,15 @@ def st_poke(name: str, value: float) -> Callable[[Tensors, dict[str, Any]], None
         values = _need(tensors, name).to_f32()
         values.flat[values.size // 2] = value
         _replace(tensors, name, values)
+
+    return edit
+
+
+def st_scale(name: str, factor: float) -> Callable[[Tensors, dict[str, Any]], None]:
+    """Multiply a whole tensor by ``factor``: its layer's output swamps the residual."""
+
+    def edit(tensors: Tensors, config: dict[str, Any]) -> None:
+        _replace(tensors, name, _need(tensors, name).to_f32() * np.float32(factor))
 
     return edit
 
