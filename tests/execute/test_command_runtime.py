@@ -5,7 +5,11 @@ crash, a hang and garbage are falsified on exactly the gates they break."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -187,3 +191,28 @@ def test_a_bad_template_is_a_located_playbook_error(
         load_playbook(book)
     [found] = caught.value.problems
     assert found.message.startswith(problem) and found.line == line, found
+
+
+def test_sigint_kills_a_running_runtime_and_records_no_crash(tmp_path: Path) -> None:
+    book = _book(tmp_path, _runtime("hang", timeout_s=600))
+    out = tmp_path / "out"
+    code = (
+        "import sys; from pathlib import Path\n"
+        "from apr_qa.execute import RunOptions, execute\n"
+        "from apr_qa.playbook import load_playbook\n"
+        f"o = execute([load_playbook(Path({str(book)!r}))], RunOptions(output_dir=Path({str(out)!r})))\n"
+        "sys.exit(130 if o.interrupted else 0)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    deadline = time.monotonic() + 60
+    # The runtime and its child are both running (the G2 probe hangs in them).
+    while len(worker_processes()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(worker_processes()) == 2
+    os.kill(proc.pid, signal.SIGINT)
+    assert proc.wait(timeout=30) == 130
+    records = read_evidence([out / "evidence.jsonl"]).records
+    assert not any(r.outcome in _FAILED for r in records)
+    probe = [r for r in records if r.gate == "G2-INFER-001"]
+    assert [r.outcome for r in probe] == [Outcome.SKIPPED]
+    assert worker_processes() == []
