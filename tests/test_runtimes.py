@@ -77,3 +77,18 @@ def test_the_apr_artifact_is_the_path_the_named_file_or_the_only_one(tmp_path: P
     (tmp_path / "c.apr").write_bytes(b"x")
     assert apr_artifact(ModelSpec("m", path=tmp_path)) is None  # two: which one is ambiguous
     assert apr_artifact(ModelSpec("m", hf_repo="org/m")) is None
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/runtimes.md"])
+def test_the_documented_example_is_a_valid_playbook_section(tmp_path: Path, doc: str) -> None:
+    from apr_qa.playbook import load_playbook
+    from apr_qa.runtimes import runtime_specs
+
+    text = (Path(__file__).parents[1] / doc).read_text("utf-8")
+    block = re.search(r"```yaml\n(runtimes:\n.*?)```", text, re.DOTALL)
+    assert block is not None, f"{doc} shows no runtimes: example"
+    book = tmp_path / "book.yaml"
+    book.write_text(f"model: {{id: org/m, path: {tmp_path}}}\n{block[1]}")
+    spec = runtime_specs(load_playbook(book).sections)["apr"]
+    assert spec.command[:3] == ("apr", "run", "{model}") and spec.regex and spec.chat_command
+    assert extract(spec, "loading\nANSWER: 4\n") == "4"
