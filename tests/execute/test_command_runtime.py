@@ -216,3 +216,19 @@ def test_sigint_kills_a_running_runtime_and_records_no_crash(tmp_path: Path) -> 
     probe = [r for r in records if r.gate == "G2-INFER-001"]
     assert [r.outcome for r in probe] == [Outcome.SKIPPED]
     assert worker_processes() == []
+
+
+def test_a_runtime_gets_the_resolved_gguf_of_a_real_model(tmp_path: Path) -> None:
+    # Without the fake backend the cell's artifact is resolved as for llama.cpp; the
+    # runtime is handed that file (the script refuses a path that is not a file).
+    from apr_qa.fixtures import fixture_path
+
+    book = _book(tmp_path, _runtime("ok", fmt="gguf"), fmt="gguf")
+    model = fixture_path("tiny-llama")
+    text = book.read_text().replace(str(tmp_path / "tiny.apr"), str(model))
+    book.write_text(text.replace("formats: [gguf],", "formats: [gguf], quantizations: [q8_0],"))
+    records = _run(tmp_path, book)
+    cells = {r.cell for r in records if r.gate == "F-A1-001"}
+    assert len(cells) == 1 and "q8_0" in next(iter(cells))
+    assert {r.outcome for r in records if r.gate == "F-A1-001"} == {Outcome.CORROBORATED}
+    assert {r.output for r in records if r.gate == "F-A1-001"} == {"5", "42"}

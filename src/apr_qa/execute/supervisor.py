@@ -248,10 +248,9 @@ class _Run:
             if (skip := runtime_skip(command, cell.format, cell.modality)) is not None:
                 yield job(cell.quantization, skip=f"skipped: {skip}"), "-"
                 return
-            if cell.format == "apr" or resolution is None:
-                path = apr_artifact(playbook.model) if cell.format == "apr" else None
-                model = str(path or playbook.model.path or "-")
-                yield job(cell.quantization, model), "runtime" if cell.format == "apr" else "local"
+            if cell.format == "apr":
+                path = apr_artifact(playbook.model) or playbook.model.path or "-"
+                yield job(cell.quantization, str(path)), "runtime"
                 return
         elif cell.format == "apr":
             reason = "skipped: apr-qa starts no server for format apr (runtimes.apr runs run/chat)"
