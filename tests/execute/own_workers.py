@@ -24,8 +24,10 @@ RUNTIME_PROCESSES = (
     b"apr_qa.serve.app",
     b"llama_cpp.server",
     b"misbehaving.py",
+    b"cli_runtime.py",
 )
-"""What the suite starts: workers, the servers of serve cells, the tests' own server."""
+"""What the suite starts: workers, the servers of serve cells, the tests' own server, the
+tests' command-line runtime."""
 
 
 def worker_processes(marker_var: str = OWNER_VAR) -> list[int]:

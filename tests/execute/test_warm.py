@@ -52,3 +52,18 @@ def test_no_warm_workers_when_no_cpu_cell_runs(tmp_path: Path) -> None:
     pool = WarmPool.for_playbooks([load_playbook(book)], workers=2)
     assert dict(pool._pool) == {}
     pool.close()
+
+
+def test_no_worker_is_started_for_a_format_a_command_runtime_takes_over(tmp_path: Path) -> None:
+    book = tmp_path / "b.yaml"
+    book.write_text(
+        "model: {id: m, path: .}\n"
+        "test_matrix: {modalities: [run], formats: [gguf, safetensors]}\n"
+        "runtimes: {gguf: {command: [llama-cli, -m, '{model}', -f, '{prompt_file}']}}\n"
+    )
+    pool = WarmPool.for_playbooks([load_playbook(book)], workers=2)
+    try:
+        # Of the two cells only safetensors runs in a worker: one started, for transformers.
+        assert {k: len(v) for k, v in pool._pool.items()} == {"transformers": 1}
+    finally:
+        pool.close()

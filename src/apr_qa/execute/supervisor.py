@@ -16,7 +16,7 @@ import signal
 import threading
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +26,8 @@ from apr_qa.checks import Artifact, Stage, registered
 from apr_qa.checks.finding import Finding
 from apr_qa.evidence import EvidenceWriter, HaltKind, Outcome, Record
 from apr_qa.execute.cell import CellJob, CellRunner
+from apr_qa.execute.client import Worker
+from apr_qa.execute.command_client import command_spawner
 from apr_qa.execute.halt import Halt, Stop
 from apr_qa.execute.interrupts import INTERRUPT_SIGNALS, Interrupts
 from apr_qa.execute.progress import Progress
@@ -170,7 +172,9 @@ class _Run:
         artifacts: dict[str, Artifact] = {}
         for cell in cells:
             for job, origin in self._cell_jobs(playbook, cell, resolution, trust):
-                if job.skip_reason is None and origin != "remote" and job.path not in artifacts:
+                # A server elsewhere has no artifact here; an apr file is opaque to apr-qa.
+                opaque = origin in ("remote", "runtime")
+                if job.skip_reason is None and not opaque and job.path not in artifacts:
                     at = CellRef(job.cell.model, job.cell.format, job.cell.quantization)
                     artifact = Artifact(playbook, at, Path(job.path), origin)
                     artifacts[job.path] = artifact
@@ -217,6 +221,7 @@ class _Run:
         self, playbook: Playbook, cell: Cell, resolution: Resolution | None, trust: bool
     ) -> Iterator[tuple[CellJob, str]]:
         from apr_qa.backends.device import gpu_unavailable_reason
+        from apr_qa.runtimes import apr_artifact, runtime_skip, runtime_specs
         from apr_qa.serve.launch import missing_runtime
         from apr_qa.serve.spec import serve_spec
 
@@ -236,8 +241,20 @@ class _Run:
                 skip_reason=skip,
             )
 
-        if cell.format == "apr":
-            yield job(cell.quantization, skip="skipped: format apr has no runtime in apr-qa"), "-"
+        command = runtime_specs(playbook.sections).get(cell.format)
+        if cell.modality != "serve" and (command is not None or cell.format == "apr"):
+            # A command runtime replaces the in-process backend of its format (docs/runtimes.md).
+            kind = "command"
+            if (skip := runtime_skip(command, cell.format, cell.modality)) is not None:
+                yield job(cell.quantization, skip=f"skipped: {skip}"), "-"
+                return
+            if cell.format == "apr":
+                path = apr_artifact(playbook.model) or playbook.model.path or "-"
+                yield job(cell.quantization, str(path)), "runtime"
+                return
+        elif cell.format == "apr":
+            reason = "skipped: apr-qa starts no server for format apr (runtimes.apr runs run/chat)"
+            yield job(cell.quantization, skip=reason), "-"
             return
         if cell.modality == "serve":
             kind = "server"
@@ -252,7 +269,7 @@ class _Run:
                 yield job(cell.quantization, "-"), "remote"
                 return
         runtime = BACKEND_OF_FORMAT.get(cell.format, "-") if kind == "server" else kind
-        if cell.backend == "gpu" and (why := gpu_unavailable_reason(runtime)):
+        if cell.backend == "gpu" and kind != "command" and (why := gpu_unavailable_reason(runtime)):
             yield job(cell.quantization, skip=f"skipped: gpu requested but unusable: {why}"), "-"
             return
         if resolution is None:  # the fake backend: the model path is its script
@@ -298,13 +315,18 @@ class _Run:
             self.progress.cell_done()
             return
         servers = self._server_spawner(job)
+        spawn: Callable[[str], Worker] = self.warm.take
+        if servers is not None:
+            spawn = servers
+        elif job.backend_kind == "command" and not job.skip_reason:
+            spawn = command_spawner(job)
         runner = CellRunner(
             job,
             self.factory,
             self.emit,
             lambda: self.stop_for(model),
             self.progress.advance,
-            spawn=servers if servers is not None else self.warm.take,
+            spawn=spawn,
         )
         with self.lock:
             self.runners.add(runner)

@@ -38,9 +38,13 @@ class WarmPool:
             if "cpu" not in m.backends or (backends and "cpu" not in backends):
                 continue
             runnable = [x for x in m.modalities if x != "serve"]
-            kinds += [BACKEND_OF_FORMAT[f] for f in m.formats if f in BACKEND_OF_FORMAT] * len(
-                runnable
-            )
+            # A format with a command runtime needs no worker (runtimes.<format>).
+            commands = book.sections.get("runtimes") or {}
+            kinds += [
+                BACKEND_OF_FORMAT[f]
+                for f in m.formats
+                if f in BACKEND_OF_FORMAT and f not in commands
+            ] * len(runnable)
         for kind in kinds[: max(1, workers)]:
             pool._pool[kind].append(WorkerClient(warm=kind))
         return pool

@@ -38,7 +38,7 @@ ArtifactFormat = Literal["safetensors", "gguf"]
 Origin = Literal["local", "hub", "converted"]
 
 CONVERTED_NOTE = "G0-FORMAT-GGUF-001: produced by the reference converter"
-_NO_APR = "format apr has no runtime in apr-qa"
+_NO_APR = "format apr has no runtime in apr-qa's process: it runs through runtimes.apr"
 _GLOB_CHARS = set("*?[")
 
 

@@ -67,6 +67,7 @@ _SECTIONS = (
     "profile_ci",
     "trace_payload",
     "serve",
+    "runtimes",
     "certification",
     "regression",
     "golden",
@@ -276,7 +277,15 @@ class _Builder:
             )
         return text
 
+    def runtimes(self) -> None:
+        """Command templates are checked now: a typo is a located error, not a failed run."""
+        from apr_qa.runtimes import runtime_problems
+
+        for at, message in runtime_problems(self.data.get("runtimes") or {}):
+            self.problems.append(self.source.problem(("runtimes", *at), message))
+
     def build(self) -> Playbook:
+        self.runtimes()
         model = self.model()
         scenarios = self.scenarios()
         oracles = tuple(
