@@ -10,13 +10,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Protocol
 
 from apr_qa.execute import messages
 from apr_qa.execute.messages import ProtocolError
 
-__all__ = ["Answer", "Worker", "WorkerClient", "WorkerDied", "WorkerTimeout"]
+__all__ = ["Answer", "Worker", "WorkerClient", "WorkerDied", "WorkerTimeout", "answer_directly"]
 
 STDERR_TAIL_BYTES = 2000
 
@@ -56,6 +57,29 @@ class Answer:
 
     reply: messages.Reply
     wall_s: float
+
+
+def answer_directly(
+    request: messages.Request,
+    timeout_s: float,
+    *,
+    load: Callable[[], messages.Reply],
+    generate: Callable[[messages.Generate, float], messages.Reply],
+    who: str,
+) -> Answer:
+    """A request honoured by a worker that is not a worker process (a server, a command
+    line): Load, Generate and Ping; anything else ``who`` cannot answer is Failed."""
+    started = time.perf_counter()
+    reply: messages.Reply
+    if isinstance(request, messages.Load):
+        reply = load()
+    elif isinstance(request, messages.Generate):
+        reply = generate(request, timeout_s)
+    elif isinstance(request, messages.Ping):
+        reply = messages.Pong()
+    else:
+        reply = messages.Failed(f"{who} cannot answer {type(request).__name__}")
+    return Answer(reply, time.perf_counter() - started)
 
 
 class Worker(Protocol):

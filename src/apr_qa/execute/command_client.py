@@ -35,16 +35,12 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from apr_qa.backends import Generation, Vocab
-from apr_qa.execute.client import Answer, WorkerDied, WorkerTimeout
+from apr_qa.execute.client import Answer, WorkerDied, WorkerTimeout, answer_directly
 from apr_qa.execute.messages import (
     Failed,
     Generate,
     Generated,
-    Load,
     Loaded,
-    Ping,
-    Pong,
-    Reply,
     Request,
 )
 from apr_qa.runtimes import RuntimeSpec, extract, render, runtime_specs
@@ -89,19 +85,16 @@ class CommandClient:
 
     def request(self, request: Request, timeout_s: float) -> Answer:
         """Honour one worker request by running the command line."""
-        started = time.perf_counter()
-        reply: Reply
-        if isinstance(request, Load):
-            reply = self._load(started)
-        elif isinstance(request, Generate):
-            reply = self._generate(request, timeout_s)
-        elif isinstance(request, Ping):
-            reply = Pong()
-        else:
-            reply = Failed(f"a command-line runtime cannot answer {type(request).__name__}")
-        return Answer(reply, time.perf_counter() - started)
+        return answer_directly(
+            request,
+            timeout_s,
+            load=self._load,
+            generate=self._generate,
+            who="a command-line runtime",
+        )
 
-    def _load(self, started: float) -> Loaded | Failed:
+    def _load(self) -> Loaded | Failed:
+        started = time.perf_counter()
         if not Path(self.model).exists():
             return Failed(f"no {self.spec.format} artifact at {self.model}")
         return Loaded(time.perf_counter() - started, Vocab(None, None, ()))

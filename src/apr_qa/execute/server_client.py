@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from apr_qa.backends import Generation, Vocab
-from apr_qa.execute.client import Answer, WorkerDied, WorkerTimeout
-from apr_qa.execute.messages import Failed, Generate, Generated, Load, Loaded, Ping, Pong, Request
+from apr_qa.execute.client import Answer, WorkerDied, WorkerTimeout, answer_directly
+from apr_qa.execute.messages import Failed, Generate, Generated, Loaded, Request
 from apr_qa.serve.http import Endpoint, Reply, get, post
 from apr_qa.serve.launch import HOST, Server, Shutdown, StartFailed, free_port, server_command
 from apr_qa.serve.spec import ServeSpec
@@ -95,16 +95,9 @@ class ServerClient:
 
     def request(self, request: Request, timeout_s: float) -> Answer:
         """Honour one worker request over HTTP."""
-        started = time.perf_counter()
-        if isinstance(request, Load):
-            reply: Any = self._load()
-        elif isinstance(request, Generate):
-            reply = self._generate(request, timeout_s)
-        elif isinstance(request, Ping):
-            reply = Pong()
-        else:
-            reply = Failed(f"a server cannot answer {type(request).__name__}")
-        return Answer(reply, time.perf_counter() - started)
+        return answer_directly(
+            request, timeout_s, load=self._load, generate=self._generate, who="a server"
+        )
 
     def _load(self) -> Loaded | Failed:
         from apr_qa.serve.launch import wait_ready
