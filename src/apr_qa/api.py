@@ -18,10 +18,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from apr_qa.errors import ExitCode, PlaybookError, Problem, UsageError
 from apr_qa.playbook.model import Device, FailurePolicy
@@ -300,41 +300,44 @@ def fingerprint(artifact: Path, output: Path) -> int:
     return len(taken.tensors)
 
 
+def _with_section(
+    loaded: Loaded, name: str, update: Callable[[Mapping[str, Any]], Mapping[str, Any]]
+) -> Loaded:
+    """Every playbook with its section ``name`` replaced by ``update(section)``."""
+    import dataclasses
+
+    from apr_qa.playbook.model import frozen_map
+
+    books = []
+    for book in loaded.playbooks:
+        section = update(book.sections.get(name) or {})
+        sections = frozen_map({**book.sections, name: section})
+        books.append(dataclasses.replace(book, sections=sections))
+    return Loaded(tuple(books), loaded.warnings)
+
+
 def _with_baseline(loaded: Loaded, baseline: Path) -> Loaded:
     """Every playbook compared with ``baseline``; an unreadable one is refused before
     anything runs (a usage error, not a skipped check nobody asked for)."""
-    import dataclasses
-
     from apr_qa.baseline import read_run
-    from apr_qa.playbook.model import frozen_map
 
     read_run(baseline)
-    books = []
-    for book in loaded.playbooks:
-        section = {**book.sections.get("regression", {}), "baseline": str(baseline.resolve())}
-        sections = frozen_map({**book.sections, "regression": section})
-        books.append(dataclasses.replace(book, sections=sections))
-    return Loaded(tuple(books), loaded.warnings)
+    where = str(baseline.resolve())
+    return _with_section(loaded, "regression", lambda section: {**section, "baseline": where})
 
 
 def _with_profile(loaded: Loaded, assertions: Mapping[str, float]) -> Loaded:
     """Every playbook profiled, with the command line's assertions over its own
     (a throughput floor replaces the per-device floors too)."""
-    import dataclasses
 
-    from apr_qa.playbook.model import frozen_map
-
-    books = []
-    for book in loaded.playbooks:
-        section = dict(book.sections.get("profile_ci", {}))
+    def update(section: Mapping[str, Any]) -> Mapping[str, Any]:
         mine = dict(section.get("assertions") or {})
         if "min_throughput" in assertions:
             mine.pop("min_throughput_cpu", None)
             mine.pop("min_throughput_gpu", None)
-        section.update(enabled=True, assertions={**mine, **assertions})
-        sections = frozen_map({**book.sections, "profile_ci": section})
-        books.append(dataclasses.replace(book, sections=sections))
-    return Loaded(tuple(books), loaded.warnings)
+        return {**section, "enabled": True, "assertions": {**mine, **assertions}}
+
+    return _with_section(loaded, "profile_ci", update)
 
 
 @dataclass(frozen=True)
