@@ -76,7 +76,7 @@ def test_broken_converter_is_put_in_its_bug_class(
     # (test_a_converter_command_is_run), and each one would import transformers again.
     run = functools.partial(broken_convert, name)
     sw = Switch(True, None, {}, {})
-    evidence = examine(fixture_path(FIXTURE), broken.quant, run, reference, sw, tmp_path)
+    evidence = examine(fixture_path(FIXTURE), broken.quant, run, lambda: reference, sw, tmp_path)
     assert set(classify(evidence)) == {broken.bug_class}, evidence
     findings = {f.gate: f for f in findings_of([(name, evidence)])}
     assert findings[GATE_OF[broken.bug_class]].outcome is Outcome.FALSIFIED

@@ -212,23 +212,20 @@ def _runtime_evidence(
 
 def converter(command: str | None) -> Converter:
     """The converter a playbook names: its command template, else the reference one."""
-    return functools.partial(_convert_with, command=command)
-
-
-def _convert_with(src: Path, dst: Path, quant: str, *, command: str | None) -> str | None:
-    return convert_once(src, dst, quant, command)
+    return functools.partial(convert_once, command=command)
 
 
 def examine(
     src: Path,
     quant: str,
     convert: Converter,
-    ref: Reference | str,
+    ref: Callable[[], Reference | str],
     sw: Switch,
     folder: Path,
 ) -> ConversionEvidence:
     """Convert ``src`` twice into ``folder`` with ``convert`` (:func:`converter`) and
-    gather the evidence on the result (``ref``: :func:`reference_of`'s answer)."""
+    gather the evidence on the result (``ref`` gives :func:`reference_of`'s answer,
+    asked only once a conversion produced a file with a vocabulary to run)."""
     first, second = folder / f"a-{quant}.gguf", folder / f"b-{quant}.gguf"
     failure = convert(src, first, quant)
     if failure is not None:
@@ -244,10 +241,11 @@ def examine(
     unavailable: tuple[str, ...] = ()
     if not vocabulary:
         tokens = _special_problems(pair)
-        if isinstance(ref, str):
-            unavailable = (ref,)
+        reference = ref()
+        if isinstance(reference, str):
+            unavailable = (reference,)
         else:
-            seen, drift, unavailable = _runtime_evidence(pair, ref, sw, _tokens(sw))
+            seen, drift, unavailable = _runtime_evidence(pair, reference, sw, _tokens(sw))
             tokens = (*tokens, *seen)
     return ConversionEvidence(
         produced=True,
@@ -327,13 +325,14 @@ class ConversionCheck:
         prompts = playbook_prompts(playbook)[:PROMPTS] or ["The capital of France is"]
         sources = [a.path for a in artifacts if a.ref.format == "safetensors"]
         outcomes: list[tuple[str, ConversionEvidence]] = []
-        refs = {src: reference_of(src, prompts, _tokens(sw)) for src in dict.fromkeys(sources)}
         with tempfile.TemporaryDirectory(prefix="apr-qa-conversion-") as scratch:
             for index, src in enumerate(dict.fromkeys(sources)):
+                # The source's own answers, loaded once and only when a conversion needs them.
+                ref = functools.cache(functools.partial(reference_of, src, prompts, _tokens(sw)))
                 for quant in _quantizations(sw.options):
                     folder = Path(scratch) / f"{index}"
                     folder.mkdir(exist_ok=True)
-                    evidence = examine(src, quant, convert, refs[src], sw, folder)
+                    evidence = examine(src, quant, convert, ref, sw, folder)
                     outcomes.append((f"{src.name} → {quant}", evidence))
         if not sources:
             reason = "not examined: the model has no safetensors checkpoint to convert"
