@@ -17,6 +17,8 @@ from apr_qa.library.compose import compose, default_template, render
 from apr_qa.library.survey import Survey, survey_model
 from apr_qa.library.thresholds import thresholds_for
 from apr_qa.plan import build_plan
+from apr_qa.testing.fixtures.specs import FIXTURE_SPECS
+from apr_qa.testing.fixtures.train import examples
 
 FIXTURES = ("tiny-llama", "tiny-qwen2", "tiny-qa")
 
@@ -35,12 +37,18 @@ def _texts(data: dict) -> list[str]:  # type: ignore[type-arg]
 
 
 def _training_prompts(name: str) -> set[str]:
+    """Every prompt the fixture was trained on (its contract, and the unknown texts
+    answered with its fallback), run prompts and chat renderings alike."""
     data = json.loads((fixture_path(name) / "prompts.json").read_text())
-    texts = set()
+    texts = {ex.prompt for ex in examples(FIXTURE_SPECS[name].corpus)}
     for item in data["prompts"]:
         texts.add(item.get("prompt", ""))
         texts.update(m["content"] for m in item.get("messages", []))
     return texts - {""}
+
+
+def _trained_on(name: str, text: str) -> bool:
+    return any(text in trained for trained in _training_prompts(name))
 
 
 @pytest.mark.parametrize("name", FIXTURES)
@@ -67,7 +75,7 @@ def test_prompts_are_never_the_fixtures_training_prompts(name: str, tmp_path: Pa
     data = _write(survey_model(str(fixture_path(name))), tmp_path / "p.yaml", "full")
     texts = _texts(data)
     assert texts
-    assert not set(texts) & _training_prompts(name)
+    assert not [t for t in texts if _trained_on(name, t)]
     assert not any(t.startswith("Question:") for t in texts)  # tiny-qa's form
 
 
@@ -75,6 +83,8 @@ def test_training_prompt_check_can_fail() -> None:
     """The check above compares real texts: tiny-llama's training set holds the prompts
     the quickstart example asks."""
     assert "What is 2 + 3?" in _training_prompts("tiny-llama")
+    unknown = FIXTURE_SPECS["tiny-qa"].corpus.unknowns[0]
+    assert _trained_on("tiny-qa", unknown) and _trained_on("tiny-qa", unknown[:-2])
 
 
 def test_chat_model_gets_conversations_and_completions(tmp_path: Path) -> None:
