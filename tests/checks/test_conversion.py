@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from apr_qa import api
 from apr_qa.checks import Artifact
 from apr_qa.checks.bug_class import GATE_OF, BugClass, ConversionEvidence, classify
 from apr_qa.checks.conversion import (
@@ -21,7 +22,7 @@ from apr_qa.checks.conversion import (
     reference_of,
 )
 from apr_qa.checks.differential import Switch
-from apr_qa.evidence import Outcome
+from apr_qa.evidence import Outcome, read_evidence
 from apr_qa.execute.records import CellRef
 from apr_qa.fixtures import fixture_names, fixture_path
 from apr_qa.playbook import load_playbook
@@ -33,10 +34,10 @@ FIXTURE = "tiny-qa"
 PROMPTS = ["What is 2 + 3?\nAnswer:", "The capital of France is"]
 
 
-def _playbook(tmp_path: Path, conversion: str) -> Path:
+def _playbook(tmp_path: Path, conversion: str, model: str = "{id: org/conv}") -> Path:
     path = tmp_path / "conv.yaml"
     path.write_text(
-        "name: conv\nmodel: {id: org/conv}\n"
+        f"name: conv\nmodel: {model}\n"
         "test_matrix: {modalities: [run], backends: [cpu], formats: [safetensors]}\n"
         'scenarios:\n  - {name: s, prompt: "What is 2 + 3?", oracle: garbage}\n'
         f"differential_tests:\n  conversion: {conversion}\n"
@@ -122,3 +123,38 @@ def test_a_converter_command_is_run(tmp_path: Path) -> None:
     )
     findings = {f.gate: f.outcome for f in ConversionCheck().check(book, [_artifact(book)])}
     assert set(findings.values()) == {Outcome.CORROBORATED}, findings
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("converter", "falsified"),
+    [(None, set()), ("embedding-transposed", {"F-CONV-001"})],
+    ids=["reference", "embedding-transposed"],
+)
+def test_conversion_through_the_engine(
+    tmp_path: Path, converter: str | None, falsified: set[str]
+) -> None:
+    """`apr-qa run` on a playbook with `differential_tests.conversion`: one record per
+    F-CONV gate in evidence.jsonl, the broken converter's class falsified (and only
+    it), the clean conversion corroborated, and COMP assessed either way."""
+    options = "{quantizations: [f32]" + (
+        f", command: '{command(converter)}'}}" if converter else "}"
+    )
+    book = _playbook(tmp_path, options, f"{{id: org/conv, path: '{fixture_path(FIXTURE)}'}}")
+    result = api.run(api.load([book]), api.RunConfig(output_dir=tmp_path / "out"))
+    records = [
+        r
+        for r in read_evidence([tmp_path / "out" / "evidence.jsonl"]).records
+        if r.gate.startswith("F-CONV-")
+    ]
+    assert {r.gate for r in records} == set(GATE_OF.values())
+    assert {r.gate for r in records if r.outcome is Outcome.FALSIFIED} == falsified
+    if converter is None:
+        assert {r.outcome for r in records} == {Outcome.CORROBORATED}
+    else:
+        (bad,) = [r for r in records if r.gate in falsified]
+        assert "embedding transposition" in bad.reason
+    assert result.report is not None
+    (model,) = result.report.run.models
+    (comp,) = [c for c in model.categories if c.category == "COMP"]
+    assert comp.assessed
