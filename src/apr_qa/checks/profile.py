@@ -164,7 +164,10 @@ def length_note(runs: Sequence[Generation], asked: int, command_line: bool) -> s
     elif any(g.finish_reason == "length" and len(g.token_ids) < asked for g in runs):
         why = "the runtime bounded the run first (its context window or a max_tokens cap)"
     else:
-        why = "the runtime stopped at an end of generation despite min_tokens"
+        why = (
+            "the runtime stopped at an end of generation despite min_tokens (it ignores"
+            " min_tokens, or holds back only EOS, as llama-cpp-python's server does)"
+        )
     return f"the figures cover {covered} tokens per run, not the {asked} asked: {why}"
 
 
