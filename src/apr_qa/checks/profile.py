@@ -198,7 +198,7 @@ def verdicts(
             ok = got <= ceiling
             sign = "<=" if ok else ">"
             out.append((gate, ok, f"{name} {got:.0f} ms {sign} ceiling {ceiling:g} ms"))
-    return [(gate, ok, f"{reason} ({note})" if note else reason) for gate, ok, reason in out]
+    return [(gate, ok, f"{reason}; {note}" if note else reason) for gate, ok, reason in out]
 
 
 def _peak_rss_mb(pid: int | None) -> float | None:
