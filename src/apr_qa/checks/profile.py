@@ -168,7 +168,8 @@ def length_note(runs: Sequence[Generation], asked: int, command_line: bool) -> s
             "the runtime stopped at an end of generation despite min_tokens (it ignores"
             " min_tokens, or holds back only EOS, as llama-cpp-python's server does)"
         )
-    return f"the figures cover {covered} tokens per run, not the {asked} asked: {why}"
+    noun = "token" if counts[-1] == 1 else "tokens"
+    return f"the figures cover {covered} {noun} per run, not the {asked} asked: {why}"
 
 
 def verdicts(
