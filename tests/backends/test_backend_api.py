@@ -67,6 +67,12 @@ def test_bad_requests_are_usage_errors(
         check_request(prompt, messages, max_tokens, temperature)
 
 
+def test_a_negative_min_tokens_is_a_usage_error() -> None:
+    check_request("hi", None, 4, 0.0, min_tokens=4)
+    with pytest.raises(UsageError, match="min_tokens"):
+        check_request("hi", None, 4, 0.0, min_tokens=-1)
+
+
 def test_timings_rate_counts_tokens_after_the_first() -> None:
     g = timed_generation(
         text="abc",

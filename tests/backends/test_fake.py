@@ -55,6 +55,18 @@ def test_max_tokens_cuts_the_answer_and_reports_length(tmp_path: Path) -> None:
     assert (none.text, none.token_ids, none.finish_reason) == ("", (), "length")
 
 
+def test_min_tokens_holds_eos_back_until_then(tmp_path: Path) -> None:
+    b = _fake(tmp_path, default="abc")
+    plain = b.generate(prompt="x", max_tokens=8, temperature=0, seed=0, min_tokens=0)
+    assert (plain.token_ids[-1], plain.finish_reason) == (EOS_ID, "stop")
+    forced = b.generate(prompt="x", max_tokens=8, temperature=0, seed=0, min_tokens=8)
+    assert len(forced.token_ids) == 8 and EOS_ID not in forced.token_ids
+    assert (forced.text, forced.finish_reason) == ("abc abc ", "length")
+    # At least min_tokens: the answer may end (with EOS) once past it, within max_tokens.
+    some = b.generate(prompt="x", max_tokens=16, temperature=0, seed=0, min_tokens=5)
+    assert EOS_ID not in some.token_ids[:5] and 5 <= len(some.token_ids) <= 16
+
+
 def test_fail_load_raises_load_error_with_the_message(tmp_path: Path) -> None:
     path = tmp_path / "fake.json"
     path.write_text(json.dumps({"fail_load": "bad magic"}), encoding="utf-8")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from apr_qa.backends import Backend, ContextOverflow
+from apr_qa.backends import Backend, ContextOverflow, Generation
 
 pytestmark = pytest.mark.slow
 
@@ -128,3 +128,38 @@ def test_greedy_answers_agree_across_runtimes(
     gg = llama_backend.generate(**kwargs, max_tokens=16, temperature=0, seed=0)  # type: ignore[arg-type]
     assert hf.prompt_tokens == gg.prompt_tokens
     assert hf.token_ids == gg.token_ids and hf.text == gg.text
+
+
+@pytest.mark.parametrize("request_kind", ["run", "chat"])
+def test_min_tokens_forces_the_length_past_every_end_of_generation(
+    backend: Backend, request_kind: str
+) -> None:
+    # The fixture answers this in one or two tokens, then ends: EOS after a raw prompt,
+    # its end-of-turn token in a chat (both end generation; both must be held back).
+    question = "What is 2 + 3?"
+
+    def ask(min_tokens: int) -> Generation:
+        if request_kind == "run":
+            return backend.generate(
+                prompt=question, max_tokens=8, temperature=0, seed=0, min_tokens=min_tokens
+            )
+        chat = [{"role": "user", "content": question}]
+        return backend.generate(
+            messages=chat, max_tokens=8, temperature=0, seed=0, min_tokens=min_tokens
+        )
+
+    plain = ask(0)
+    assert plain.text.strip() == "5" and plain.finish_reason == "stop"
+    assert len(plain.token_ids) <= 3
+    if request_kind == "run":  # and the default asks for nothing more
+        default = backend.generate(prompt=question, max_tokens=8, temperature=0, seed=0)
+        assert (default.token_ids, default.text) == (plain.token_ids, plain.text)
+    forced = ask(8)
+    assert len(forced.token_ids) == 8 and forced.finish_reason == "length"
+    stop = plain.token_ids[-1]
+    assert stop not in forced.token_ids
+    # The same greedy answer, then what the model says past its end.
+    assert forced.token_ids[: len(plain.token_ids) - 1] == plain.token_ids[:-1]
+    assert forced.text.startswith(plain.text)
+    floor = ask(4)
+    assert 4 <= len(floor.token_ids) <= 8 and stop not in floor.token_ids[:4]

@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from apr_qa.checks.profile import percentile
+from apr_qa.backends import Generation
+from apr_qa.checks.profile import length_note, percentile
 from apr_qa.evidence import Outcome, Record, read_evidence
 from apr_qa.execute import RunOptions, execute
 from apr_qa.playbook import load_playbook
@@ -52,7 +53,9 @@ def test_thresholds_the_cell_meets_corroborate_and_record_figures(tmp_path: Path
     got = _profile(records)
     assert {g: r.outcome for g, r in got.items()} == dict.fromkeys(GATES, Outcome.CORROBORATED)
     figures = got["F-PROFILE-CI-001"].metrics
-    assert figures["runs"] == 3 and figures["tokens"] > 0
+    # The fake answers "4" and would stop: each run is forced to max_tokens (8).
+    assert figures["runs"] == 3 and figures["tokens"] == 3 * 8 == 3 * figures["tokens_asked"]
+    assert "3 runs x 8 tokens, end of generation suppressed" in got["F-PROFILE-CI-001"].reason
     assert figures["latency_p50_ms"] <= figures["latency_p99_ms"]
     model = score(records).models[0]
     perf = next(c for c in model.categories if c.category == "PERF")
@@ -81,3 +84,25 @@ def test_no_threshold_is_skipped_with_its_figures(tmp_path: Path) -> None:
 def test_a_cell_outside_the_selection_is_not_profiled(tmp_path: Path) -> None:
     got = _profile(_run(tmp_path, "{formats: [safetensors], assertions: {min_throughput: 1}}"))
     assert got == {}
+
+
+def test_profile_tokens_sets_the_forced_length(tmp_path: Path) -> None:
+    got = _profile(_run(tmp_path, "{measure: 2, tokens: 5}"))
+    figures = got["F-PROFILE-CI-001"].metrics
+    assert (figures["tokens"], figures["tokens_asked"]) == (2 * 5, 5)
+
+
+def _gen(tokens: int, finish: str) -> Generation:
+    return Generation("x", (1,) * tokens, 3, 0.01, 0.02, 50.0, finish)
+
+
+def test_a_shorter_run_says_what_length_the_figures_cover_and_why() -> None:
+    full = length_note([_gen(8, "length")] * 2, 8, command_line=False)
+    assert full == "2 runs x 8 tokens, end of generation suppressed"
+    stopped = length_note([_gen(2, "stop"), _gen(4, "stop")], 8, command_line=False)
+    assert "cover 2 to 4 tokens per run, not the 8 asked" in stopped
+    assert "end of generation despite min_tokens" in stopped
+    bounded = length_note([_gen(6, "length")], 8, command_line=False)
+    assert "cover 6 tokens" in bounded and "context window" in bounded
+    words = length_note([_gen(1, "stop")], 8, command_line=True)
+    assert "command-line runtime cannot" in words

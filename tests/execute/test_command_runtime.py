@@ -85,6 +85,16 @@ def test_a_runtime_that_answers_right_corroborates_every_gate(tmp_path: Path) ->
         assert {r.outcome for r in records if r.gate == gate} == {Outcome.CORROBORATED}, gate
 
 
+def test_a_runtime_profile_says_a_command_line_cannot_force_the_length(tmp_path: Path) -> None:
+    book = _book(tmp_path, _runtime("ok"))
+    book.write_text(book.read_text() + "profile_ci: {warmup: 0, measure: 2}\n")
+    records = {r.gate: r for r in _run(tmp_path, book)}
+    profile = records["F-PROFILE-CI-001"]
+    assert profile.outcome is Outcome.SKIPPED  # no floor: the figures alone
+    assert profile.metrics["tokens"] < 2 * 8 == 2 * profile.metrics["tokens_asked"]
+    assert "command-line runtime cannot" in profile.reason, profile.reason
+
+
 def test_a_runtime_that_crashes_fails_g3_crash_with_its_stderr(tmp_path: Path) -> None:
     records = _run(tmp_path, _book(tmp_path, _runtime("crash")))
     assert _failing(records) == {"G2-INFER-001", "G3-CRASH-001", "F-A1-001"}

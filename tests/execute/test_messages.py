@@ -21,6 +21,7 @@ SAMPLES: list[m.Message] = [
     m.Load("transformers", "/x", "cpu", trust_remote_code=True),
     m.Generate("hi \ud800", None, 4, 0.0, 7),
     m.Generate(None, ({"role": "user", "content": "hé"},), 4, 0.5, 1),
+    m.Generate("hi", None, 8, 0.0, 0, min_tokens=8),
     m.Tokenize("text"),
     m.Score((1, 2, 3)),
     m.HiddenStates((4, 5)),
@@ -49,6 +50,12 @@ def test_arrays_are_bit_exact_on_the_wire(values: list[float]) -> None:
     array = np.array(values, dtype=np.float32).reshape(len(values), 1)
     back = m.decode(m.encode(m.Logits(array)))
     assert isinstance(back, m.Logits) and back.values.tobytes() == array.tobytes()
+
+
+def test_a_generate_line_without_min_tokens_asks_for_none() -> None:
+    line = b'{"op": "generate", "prompt": "hi", "messages": null, "max_tokens": 4,'
+    line += b' "temperature": 0.0, "seed": 0}'
+    assert m.decode(line) == m.Generate("hi", None, 4, 0.0, 0, min_tokens=0)
 
 
 @pytest.mark.parametrize(
@@ -85,6 +92,10 @@ def test_a_real_worker_answers_every_request_type(tmp_path: Path) -> None:
         assert isinstance(loaded, m.Loaded) and loaded.vocab.pad_token == "<pad>"
         gen = client.request(m.Generate("hi", None, 16, 0.0, 0), 60).reply
         assert isinstance(gen, m.Generated) and gen.generation.text == "hello"
+        # min_tokens reaches the backend: past its answer, the fake goes on to 8 tokens.
+        forced = client.request(m.Generate("hi", None, 8, 0.0, 0, min_tokens=8), 60).reply
+        assert isinstance(forced, m.Generated) and len(forced.generation.token_ids) == 8
+        assert forced.generation.finish_reason == "length"
         tokens = client.request(m.Tokenize("AB"), 60).reply
         assert tokens == m.Tokens((65, 66))
         logits = client.request(m.Score((65, 66)), 60).reply

@@ -26,6 +26,7 @@ def test_any_body_parses_or_is_a_bad_request(body: bytes) -> None:
         except BadRequest:
             continue
         assert 0 <= fields["max_tokens"] <= 64
+        assert 0 <= fields["min_tokens"] <= fields["max_tokens"]
         assert (fields["messages"] is not None) == chat
 
 
@@ -36,6 +37,8 @@ def test_any_body_parses_or_is_a_bad_request(body: bytes) -> None:
         (b'{"messages": [{"role": "user"}]}', True),
         (b'{"messages": [{"role": "user", "content": "hi"}], "max_tokens": -1}', True),
         (b'{"prompt": 3}', False),
+        (b'{"prompt": "hi", "min_tokens": -1}', False),
+        (b'{"prompt": "hi", "min_tokens": "8"}', False),
         (b"[1, 2]", False),
         (b'{"prompt": "hi"', False),
     ],
@@ -48,3 +51,11 @@ def test_requests_the_api_refuses_are_bad_requests(body: bytes, chat: bool) -> N
 def test_a_huge_max_tokens_is_bounded_by_the_cap() -> None:
     body = json.dumps({"prompt": "hi", "max_tokens": 1_000_000}).encode()
     assert parse_request(body, False, cap=64)["max_tokens"] == 64
+
+
+def test_min_tokens_is_taken_and_bounded_by_max_tokens() -> None:
+    body = json.dumps({"prompt": "hi", "max_tokens": 8, "min_tokens": 8}).encode()
+    assert parse_request(body, False, cap=64)["min_tokens"] == 8
+    body = json.dumps({"prompt": "hi", "max_tokens": 4, "min_tokens": 8}).encode()
+    assert parse_request(body, False, cap=64)["min_tokens"] == 4
+    assert parse_request(b'{"prompt": "hi"}', False, cap=64)["min_tokens"] == 0

@@ -10,11 +10,15 @@ from pathlib import Path
 import pytest
 from own_workers import worker_processes
 
+from apr_qa.backends import Generation
 from apr_qa.backends.device import gpu_unavailable_reason
 from apr_qa.evidence import Outcome, Record, read_evidence
 from apr_qa.execute import RunOptions, execute
+from apr_qa.execute.messages import Generate, Generated, Load, Loaded
+from apr_qa.execute.server_client import ServerClient
 from apr_qa.fixtures import fixture_path
 from apr_qa.playbook import load_playbook
+from apr_qa.serve.spec import ServeSpec
 
 pytestmark = pytest.mark.slow
 
@@ -103,6 +107,9 @@ def test_cli_profile_assertions_fail_an_impossible_floor_and_report_figures(
     assert result.exit_code == 1, result.output  # the impossible floor fails CI
     records = {r.gate: r for r in read_evidence([out / "evidence.jsonl"]).records}
     assert records["F-PROFILE-CI-001"].outcome is Outcome.FALSIFIED
+    # The model answers "4" in two tokens; each measured run is forced to max_tokens.
+    assert records["F-PROFILE-CI-001"].metrics["tokens"] == 3 * 8
+    assert "3 runs x 8 tokens, end of generation suppressed" in records["F-PROFILE-CI-001"].reason
     assert records["F-PROFILE-CI-002"].outcome is Outcome.CORROBORATED  # p99 under 1e9 ms
     assert records["F-PROFILE-CI-003"].outcome is Outcome.SKIPPED  # no p50 asked
     summary = json.loads((out / "summary.json").read_text())
@@ -116,3 +123,38 @@ def test_cli_profile_assertions_fail_an_impossible_floor_and_report_figures(
     assert perf["assessed"] and perf["executed"] == 2
     assert "**Profile**" in (out / "summary.md").read_text()
     assert "<h2>Profile</h2>" in (out / "report.html").read_text()
+
+
+def _asked_for_length(engine: str, backend: str | None = None) -> tuple[Generation, Generation]:
+    """One server on the f32 GGUF: "What is 2 + 3?" with min_tokens 0, then 8 (of 8)."""
+    model = str(fixture_path("tiny-llama") / "tiny-llama-f32.gguf")
+    client = ServerClient(ServeSpec(engine=engine), "gguf", model, "cpu", backend)
+    try:
+        loaded = client.request(Load("llama_cpp", model, "cpu"), 120).reply
+        assert isinstance(loaded, Loaded), loaded
+        out = []
+        for floor in (0, 8):
+            reply = client.request(Generate("What is 2 + 3?", None, 8, 0.0, 0, floor), 60).reply
+            assert isinstance(reply, Generated), reply
+            out.append(reply.generation)
+    finally:
+        client.close()
+    return out[0], out[1]
+
+
+def test_min_tokens_over_http_forces_the_length_on_our_server() -> None:
+    plain, forced = _asked_for_length("apr-qa", backend="llama_cpp")
+    assert plain.text.strip() == "5" and plain.finish_reason == "stop"
+    assert (len(forced.token_ids), forced.finish_reason) == (8, "length")
+    assert forced.text.startswith(plain.text)
+
+
+def test_min_tokens_over_http_reaches_llama_cpp_pythons_server() -> None:
+    plain, forced = _asked_for_length("llama-cpp")
+    assert plain.text.strip() == "5" and plain.finish_reason == "stop"
+    # Sent and honoured: EOS is held back, so the answer goes on past " 5". That
+    # server suppresses only EOS, not the fixture's other end-of-generation token
+    # (<|im_end|>), so it may still stop short of 8; the profile's record says so.
+    assert len(plain.token_ids) < len(forced.token_ids) <= 8
+    assert forced.text.startswith(plain.text)
+    assert len(forced.token_ids) == 8 or forced.finish_reason == "stop"

@@ -130,9 +130,15 @@ class Backend(Protocol):
         max_tokens: int,
         temperature: float,
         seed: int,
+        min_tokens: int = 0,
     ) -> Generation:
         """Complete ``prompt`` (run) or answer ``messages`` through the model's chat
-        template (chat). Greedy at temperature 0, else seeded sampling."""
+        template (chat). Greedy at temperature 0, else seeded sampling.
+
+        ``min_tokens``: generate at least this many tokens (at most ``max_tokens``,
+        and at most what the context holds); every end-of-generation token is
+        suppressed until then. A fixed-length benchmark asks ``min_tokens =
+        max_tokens``; 0 stops at the model's own end."""
         ...
 
     def tokenize(self, text: str) -> list[int]:
@@ -184,6 +190,7 @@ def check_request(
     messages: Sequence[Mapping[str, str]] | None,
     max_tokens: int,
     temperature: float,
+    min_tokens: int = 0,
 ) -> None:
     """Reject a generate request that no backend could honour."""
     if (prompt is None) == (messages is None):
@@ -196,6 +203,8 @@ def check_request(
                 raise UsageError(f"a chat message needs string role and content: {dict(m)!r}")
     if max_tokens < 0:
         raise UsageError(f"max_tokens must be >= 0, got {max_tokens}")
+    if min_tokens < 0:
+        raise UsageError(f"min_tokens must be >= 0, got {min_tokens}")
     if temperature < 0:
         raise UsageError(f"temperature must be >= 0, got {temperature}")
 

@@ -12,6 +12,8 @@ The "artifact" is a JSON file that scripts the model::
 
 Token ids are the UTF-8 bytes of the text, and ``EOS_ID`` (256) ends an answer
 that fits in ``max_tokens``, as a real model's end-of-generation token would.
+With ``min_tokens``, EOS is suppressed and the answer repeats until that many
+tokens came out, the way a real model goes on past its answer.
 """
 
 from __future__ import annotations
@@ -105,9 +107,10 @@ class FakeBackend:
         max_tokens: int,
         temperature: float,
         seed: int,
+        min_tokens: int = 0,
     ) -> Generation:
         """The scripted answer to ``prompt`` or the last user message."""
-        check_request(prompt, messages, max_tokens, temperature)
+        check_request(prompt, messages, max_tokens, temperature, min_tokens)
         script = self._loaded()
         started = time.perf_counter()
         texts = [prompt] if prompt is not None else [m["content"] for m in messages or ()]
@@ -124,6 +127,10 @@ class FakeBackend:
             answer = f"{answer} ({self._calls})"
         prompt_ids = [b for t in texts for b in t.encode()]
         ids = list(answer.encode())
+        floor = min(min_tokens, max_tokens)
+        while len(ids) < floor:
+            # EOS suppressed: the model goes on (a space, then the answer again).
+            ids.extend(b" " + answer.encode())
         reason = "length"
         if len(ids) < max_tokens:
             ids.append(EOS_ID)

@@ -2,7 +2,10 @@
 
 Generation drives ``Llama.generate`` token by token, so the ids reported are the
 ids the model produced (never a re-tokenization of its text), and stops on any
-end-of-generation token, as llama.cpp's own completion API does. Chat renders the
+end-of-generation token, as llama.cpp's own completion API does; with
+``min_tokens`` every end-of-generation token's logit is set to -inf until that
+many tokens came out (llama-cpp-python's own ``MinTokensLogitsProcessor`` only
+suppresses EOS, and a chat turn ends on its end-of-turn token). Chat renders the
 GGUF's own ``tokenizer.chat_template``, the way llama-cpp-python's chat API does.
 """
 
@@ -44,6 +47,7 @@ class LlamaCppBackend:
         self._path: Path | None = None
         self._llm: Any = None
         self._special: tuple[str, ...] | None = None
+        self._eog: list[int] | None = None
 
     def load(self, path: Path, device: str, *, trust_remote_code: bool = False) -> None:
         """Load the GGUF file ``path``; ``trust_remote_code`` has no meaning for GGUF."""
@@ -60,6 +64,7 @@ class LlamaCppBackend:
         self._llm = llm
         self._path = path
         self._special = None
+        self._eog = None
 
     def generate(
         self,
@@ -69,9 +74,10 @@ class LlamaCppBackend:
         max_tokens: int,
         temperature: float,
         seed: int,
+        min_tokens: int = 0,
     ) -> Generation:
         """Complete ``prompt`` or answer ``messages``; see ``Backend.generate``."""
-        check_request(prompt, messages, max_tokens, temperature)
+        check_request(prompt, messages, max_tokens, temperature, min_tokens)
         llm = self._loaded()
         import llama_cpp
 
@@ -97,6 +103,18 @@ class LlamaCppBackend:
         reason = "length"
         if budget > 0:
             vocab = llm._model.vocab
+            floor = min(min_tokens, budget)
+            processors = None
+            if floor > 0:
+                eog = self._eog_ids()
+
+                def hold_eog(_ids: Any, scores: npt.NDArray[np.float32]) -> Any:
+                    # The first sampler in the chain sees the whole vocabulary in id order.
+                    if len(new) < floor:
+                        scores[eog] = -np.inf
+                    return scores
+
+                processors = llama_cpp.LogitsProcessorList([hold_eog])
             # Each call starts from an empty cache, as a transformers call does: a prefix
             # reused from the previous call would hide (or cause) nondeterminism.
             llm.reset()
@@ -104,12 +122,18 @@ class LlamaCppBackend:
             llm.set_seed(seed % 0xFFFFFFFF)
             # top_k 0, top_p 1 and min_p 0 switch those samplers off: plain temperature.
             for token in llm.generate(
-                ids, temp=temperature, top_k=0, top_p=1.0, min_p=0.0, repeat_penalty=1.0
+                ids,
+                temp=temperature,
+                top_k=0,
+                top_p=1.0,
+                min_p=0.0,
+                repeat_penalty=1.0,
+                logits_processor=processors,
             ):
                 if first_token_at is None:
                     first_token_at = time.perf_counter()
                 new.append(int(token))
-                if llama_cpp.llama_vocab_is_eog(vocab, token):
+                if len(new) > floor and llama_cpp.llama_vocab_is_eog(vocab, token):
                     reason = "stop"
                     break
                 if len(new) >= budget:
@@ -124,6 +148,17 @@ class LlamaCppBackend:
             finished=time.perf_counter(),
             finish_reason=reason,
         )
+
+    def _eog_ids(self) -> list[int]:
+        """Every end-of-generation id of the vocabulary (EOS, end of turn, ...)."""
+        if self._eog is None:
+            import llama_cpp
+
+            llm = self._loaded()
+            vocab = llm._model.vocab
+            n_vocab = int(llm.n_vocab())
+            self._eog = [i for i in range(n_vocab) if llama_cpp.llama_vocab_is_eog(vocab, i)]
+        return self._eog
 
     def tokenize(self, text: str) -> list[int]:
         """Ids of ``text`` as a raw prompt; see ``Backend.tokenize``."""

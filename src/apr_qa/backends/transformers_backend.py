@@ -2,7 +2,9 @@
 
 The model runs in the dtype it was stored in, so what is qualified is the checkpoint
 as published, not an upcast of it. Generation stops where the model's generation
-config says (its ``eos_token_id`` list), as ``transformers`` users see it.
+config says (its ``eos_token_id`` list), as ``transformers`` users see it;
+``min_tokens`` is transformers' ``min_new_tokens``, which suppresses that whole
+list until then.
 """
 
 from __future__ import annotations
@@ -121,9 +123,10 @@ class TransformersBackend:
         max_tokens: int,
         temperature: float,
         seed: int,
+        min_tokens: int = 0,
     ) -> Generation:
         """Complete ``prompt`` or answer ``messages``; see ``Backend.generate``."""
-        check_request(prompt, messages, max_tokens, temperature)
+        check_request(prompt, messages, max_tokens, temperature, min_tokens)
         model, tokenizer = self._loaded()
         import torch
 
@@ -162,6 +165,7 @@ class TransformersBackend:
         eos = base.eos_token_id
         config = hf.GenerationConfig(
             max_new_tokens=budget,
+            min_new_tokens=min(min_tokens, budget),
             do_sample=temperature > 0,
             eos_token_id=eos,
             pad_token_id=base.pad_token_id if base.pad_token_id is not None else _first(eos),

@@ -3,12 +3,21 @@
 Runs in every cell the playbook's ``profile_ci`` section selects (``enabled``,
 optional ``formats`` and ``backends``), after G2, with the model loaded:
 ``warmup`` unmeasured generations (default 1), then ``measure`` measured ones
-(default 5) of the cell's first probe prompt at the playbook's ``max_tokens``,
-temperature 0. The command line's ``--assert-throughput``, ``--assert-p50`` and
+(default 5) of the cell's first probe prompt, temperature 0, each of a fixed length:
+``tokens`` (default: the playbook's ``max_tokens``) asked as both ``max_tokens`` and
+``min_tokens``, so the end of generation is suppressed until then, as llama-bench
+and vLLM's benchmarks decode a fixed number of tokens. A model that answers in one
+token would otherwise measure latency, not throughput (the same cell: 2 tok/s on a
+busy machine, 236 idle). A runtime that cannot force a length (a command line), a
+server that ignores ``min_tokens`` and a context or cap that ends the run first give
+shorter runs: every record's reason then says how many tokens a run covered and
+why. The command line's ``--assert-throughput``, ``--assert-p50`` and
 ``--assert-p99`` override the section's assertions (and enable it).
 
 Figures (every gate's record carries them all in its metrics):
 
+- ``tokens``: generated tokens of the measured runs (``measure`` x ``tokens_asked``
+  when the length was forced);
 - ``throughput_tok_s``: generated tokens of the measured runs / their total wall time
   (end to end: prompt processing included) -- F-PROFILE-CI-001, against
   ``min_throughput_cpu`` / ``min_throughput_gpu`` for the cell's device, else
@@ -49,6 +58,7 @@ __all__ = [
     "Figures",
     "ProfileSettings",
     "figures_of",
+    "length_note",
     "percentile",
     "profile_settings",
     "verdicts",
@@ -65,6 +75,8 @@ class ProfileSettings:
     enabled: bool = False
     warmup: int = 1
     measure: int = 5
+    tokens: int | None = None
+    """Tokens per run, forced (end of generation suppressed); None: ``max_tokens``."""
     formats: tuple[str, ...] = ()
     backends: tuple[str, ...] = ()
     assertions: Mapping[str, float] | None = None
@@ -99,6 +111,7 @@ def profile_settings(playbook: Playbook) -> ProfileSettings:
         enabled=(enabled.lower() if isinstance(enabled, str) else enabled) in _TRUE,
         warmup=int(raw.get("warmup", 1)),
         measure=max(1, int(raw.get("measure", 5))),
+        tokens=int(raw["tokens"]) if raw.get("tokens") is not None else None,
         formats=tuple(str(f) for f in raw.get("formats") or ()),
         backends=tuple(str(b) for b in raw.get("backends") or ()),
         assertions={k: float(v) for k, v in dict(raw.get("assertions") or {}).items()},
@@ -140,10 +153,30 @@ def figures_of(runs: Sequence[Generation], peak_rss_mb: float | None) -> Figures
     return Figures(values)
 
 
+def length_note(runs: Sequence[Generation], asked: int, command_line: bool) -> str:
+    """What length the figures cover: ``asked`` tokens per run, or fewer and why."""
+    counts = sorted(len(g.token_ids) for g in runs)
+    if counts and counts[0] >= asked:
+        return f"{len(runs)} runs x {asked} tokens, end of generation suppressed"
+    covered = f"{counts[0]}" if counts[0] == counts[-1] else f"{counts[0]} to {counts[-1]}"
+    if command_line:
+        why = "a command-line runtime cannot be made to go on past the model's end"
+    elif any(g.finish_reason == "length" and len(g.token_ids) < asked for g in runs):
+        why = "the runtime bounded the run first (its context window or a max_tokens cap)"
+    else:
+        why = (
+            "the runtime stopped at an end of generation despite min_tokens (it ignores"
+            " min_tokens, or holds back only EOS, as llama-cpp-python's server does)"
+        )
+    noun = "token" if counts[-1] == 1 else "tokens"
+    return f"the figures cover {covered} {noun} per run, not the {asked} asked: {why}"
+
+
 def verdicts(
-    figures: Figures, settings: ProfileSettings, device: str
+    figures: Figures, settings: ProfileSettings, device: str, note: str = ""
 ) -> list[tuple[str, bool | None, str]]:
-    """(gate, passed or None when no threshold, reason) for each profile gate."""
+    """(gate, passed or None when no threshold, reason) for each profile gate;
+    ``note`` (what length the runs covered) ends every reason."""
     v = figures.values
     out: list[tuple[str, bool | None, str]] = []
     floor = settings.floor(device)
@@ -166,7 +199,7 @@ def verdicts(
             ok = got <= ceiling
             sign = "<=" if ok else ">"
             out.append((gate, ok, f"{name} {got:.0f} ms {sign} ceiling {ceiling:g} ms"))
-    return out
+    return [(gate, ok, f"{reason}; {note}" if note else reason) for gate, ok, reason in out]
 
 
 def _peak_rss_mb(pid: int | None) -> float | None:
@@ -191,6 +224,7 @@ class ProfileCI:
         """Warm up, measure, record one verdict per profile gate."""
         from apr_qa.checks.probe import probes
         from apr_qa.execute.cell import Lost
+        from apr_qa.execute.command_client import CommandClient
 
         job = session.job
         settings = profile_settings(job.playbook)
@@ -198,14 +232,15 @@ class ProfileCI:
             return
         _, candidates = probes(session)
         instance = candidates[0]
-        max_tokens = job.playbook.matrix.max_tokens
+        length = settings.tokens if settings.tokens is not None else job.playbook.matrix.max_tokens
         runs: list[Generation] = []
         problem: str | None = None
         for i in range(settings.warmup + settings.measure):
             asked = session.ask(
                 instance,
                 seed=0,
-                max_tokens=max_tokens,
+                max_tokens=length,
+                min_tokens=length,
                 timeout_s=session.timeout_s,
                 what="profile run",
                 basic=False,
@@ -236,8 +271,10 @@ class ProfileCI:
         figures = figures_of(runs, _peak_rss_mb(worker.pid if worker is not None else None))
         metrics = dict(figures.values)
         metrics["warmup"] = float(settings.warmup)
+        metrics["tokens_asked"] = float(length)
         # The name the summary's throughput rows and the certification registry read.
         metrics["tok_per_s"] = metrics["throughput_tok_s"]
-        for gate, passed, reason in verdicts(figures, settings, device):
+        note = length_note(runs, length, isinstance(worker, CommandClient))
+        for gate, passed, reason in verdicts(figures, settings, device, note):
             outcome = {True: Outcome.CORROBORATED, False: Outcome.FALSIFIED, None: Outcome.SKIPPED}
             session.record(gate, outcome[passed], reason, metrics=metrics)

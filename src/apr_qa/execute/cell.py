@@ -166,11 +166,13 @@ class CellRunner:
         timeout_s: float,
         what: str,
         basic: bool = True,
+        min_tokens: int = 0,
     ) -> Asked:
         """Ask the loaded model once; a hang or a death is book-kept here (G3).
 
         ``basic`` work (explicit scenarios, probes) that hangs fails G3-HANG-001;
         generated and shrinking work that hangs is only its own timeout.
+        ``min_tokens``: see ``Backend.generate`` (the profile's fixed-length runs).
         """
         started = time.perf_counter()
         if self.worker is None and (error := self._start()) is not None:
@@ -186,6 +188,7 @@ class CellRunner:
                 else self.job.playbook.matrix.temperature
             ),
             seed=seed,
+            min_tokens=min_tokens,
         )
         try:
             answer = self.worker.request(request, timeout_s)

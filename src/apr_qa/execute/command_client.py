@@ -15,7 +15,9 @@ death by signal is a crash (:class:`~apr_qa.execute.client.WorkerDied`) with
 its stderr tail; stdout with no answer where ``output`` says is a refusal the
 oracles never see, and an answer that is garbage is judged like any other.
 
-A command line reports no token ids: a generation's ``token_ids`` holds one
+A command line cannot be told to go on past the model's end: a request's
+``min_tokens`` is ignored (the profile says so in its records). It also reports
+no token ids: a generation's ``token_ids`` holds one
 ``-1`` per whitespace-separated word of the answer (an estimate, so that lengths
 and rates are not zero), and its time to first token is the whole invocation.
 """

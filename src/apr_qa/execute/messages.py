@@ -70,6 +70,9 @@ class Generate:
     max_tokens: int
     temperature: float
     seed: int
+    min_tokens: int = 0
+    """Generate at least this many tokens, end-of-generation suppressed until then
+    (the profile's fixed-length runs); 0: stop where the model stops."""
 
 
 @dataclass(frozen=True)

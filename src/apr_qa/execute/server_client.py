@@ -148,6 +148,10 @@ class ServerClient:
             "temperature": request.temperature,
             "seed": request.seed,
         }
+        if request.min_tokens > 0:
+            # llama-cpp-python's server and vLLM take it; sent only when asked, so every
+            # other request stays plain OpenAI for a strict ``url`` server.
+            payload["min_tokens"] = request.min_tokens
         if chat:
             payload["messages"] = [dict(m) for m in request.messages or ()]
         else:

@@ -72,6 +72,7 @@ def _answer(backend: Backend | None, request: Request) -> tuple[Backend | None, 
                 max_tokens=request.max_tokens,
                 temperature=request.temperature,
                 seed=request.seed,
+                min_tokens=request.min_tokens,
             )
             return backend, Generated(gen)
         case Tokenize(text=text):

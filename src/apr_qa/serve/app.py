@@ -11,7 +11,9 @@ a chat cell only by HTTP. Endpoints: ``GET /health``, ``GET /v1/models``,
 SSE ``data:`` chunks ending with ``data: [DONE]``). Requests are answered in
 parallel threads but generate one at a time (a backend is not thread-safe).
 ``max_tokens`` is bounded by ``--max-tokens-cap`` (a larger one gives a bounded
-answer, ``finish_reason: length``); a bad request is a 400, never a crash.
+answer, ``finish_reason: length``); ``min_tokens`` (as llama-cpp-python's server
+and vLLM take it) suppresses end of generation until that many tokens came out;
+a bad request is a 400, never a crash.
 SIGTERM stops it cleanly.
 """
 
@@ -57,8 +59,12 @@ def parse_request(body: bytes, chat: bool, cap: int) -> dict[str, Any]:
     seed = data.get("seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise BadRequest("seed must be an integer")
+    min_tokens = data.get("min_tokens", 0)
+    if not isinstance(min_tokens, int) or isinstance(min_tokens, bool) or min_tokens < 0:
+        raise BadRequest("min_tokens must be a non-negative integer")
     fields: dict[str, Any] = {
         "max_tokens": min(max_tokens, cap),
+        "min_tokens": min(min_tokens, max_tokens, cap),
         "temperature": float(temperature),
         "seed": seed,
         "stream": bool(data.get("stream", False)),
@@ -106,6 +112,7 @@ class OpenAIServer(ThreadingHTTPServer):
                 max_tokens=fields["max_tokens"],
                 temperature=fields["temperature"],
                 seed=fields["seed"],
+                min_tokens=fields["min_tokens"],
             )
 
 
