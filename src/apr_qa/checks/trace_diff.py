@@ -171,6 +171,21 @@ def _targets(
     return found
 
 
+def _start(
+    reference: Path, prompt: str, trust: bool
+) -> tuple[Runtime, list[int], npt.NDArray[np.float32]]:
+    """The reference loaded in a worker, the prompt's ids and its hidden states."""
+    runtime = Runtime(reference, "safetensors", trust_remote_code=trust)
+    try:
+        ids = runtime.tokenize(prompt)
+        if not ids:
+            raise RuntimeUnavailable(f"{reference.name}: the prompt tokenized to nothing")
+        return runtime, ids, runtime.hidden_states(ids)
+    except RuntimeUnavailable:
+        runtime.close()
+        raise
+
+
 def _trace_one(
     reference: Path,
     others: Sequence[tuple[Path, str, str]],
@@ -182,31 +197,26 @@ def _trace_one(
     comparisons, and why any was not made."""
     traced: list[Traced] = []
     why: list[str] = []
-    runtime: Runtime | None = None
-    base: npt.NDArray[np.float32] | None = None
-    ids: list[int] = []
+    session: tuple[Runtime, list[int], npt.NDArray[np.float32]] | None = None
     try:
         for path, quant, label in others:
             try:
-                if runtime is None:
-                    # A fresh model: after a failed load its weights are half written.
-                    runtime = Runtime(reference, "safetensors", trust_remote_code=trust)
-                    ids = runtime.tokenize(prompt)
-                    base = runtime.hidden_states(ids)
+                # A fresh model after a failed load: its weights are half written.
+                session = session or _start(reference, prompt, trust)
+                runtime, ids, base = session
                 runtime.load_weights(path)
                 states = runtime.hidden_states(ids)
             except RuntimeUnavailable as exc:
                 why.append(f"{label}: not compared: {exc}")
-                if runtime is not None:
-                    runtime.close()
-                runtime = None
+                if session is not None:
+                    session[0].close()
+                session = None
                 continue
-            assert base is not None
             floor = min_cosine(quant, override)
             traced.append(Traced(label, floor, tuple(layer_cosines(base, states))))
     finally:
-        if runtime is not None:
-            runtime.close()
+        if session is not None:
+            session[0].close()
     return traced, why
 
 
