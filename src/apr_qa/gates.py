@@ -185,6 +185,11 @@ _GATES: tuple[Gate, ...] = (
     _g("F-TRACE-PAYLOAD-001", "no layer's activations hold NaN or Inf", Category.STAB),
     _g("F-TRACE-PAYLOAD-002", "traced output is not garbage", Category.STAB),
     _g("F-TRACE-PAYLOAD-003", "no layer's activations explode", Category.STAB),
+    _g(
+        "F-TRACE-DIFF-001",
+        "every layer's hidden states agree with the reference artifact's",
+        Category.COMP,
+    ),
     # Conversion: the six bug classes.
     _g("F-CONV-001", "conversion keeps the embedding orientation", Category.COMP),
     _g("F-CONV-002", "conversion keeps the tokenizer", Category.COMP),

@@ -25,6 +25,7 @@ SAMPLES: list[m.Message] = [
     m.Tokenize("text"),
     m.Score((1, 2, 3)),
     m.HiddenStates((4, 5)),
+    m.LoadWeights("/x/model-q8_0.gguf"),
     m.Ping(),
     m.Exit(),
     m.Loaded(0.25, Vocab("<pad>", "</s>", ("<pad>", "</s>"))),
@@ -102,6 +103,9 @@ def test_a_real_worker_answers_every_request_type(tmp_path: Path) -> None:
         assert isinstance(logits, m.Logits) and logits.values.shape == (2, 257)
         hidden = client.request(m.HiddenStates((65, 66)), 60).reply
         assert isinstance(hidden, m.Hidden) and hidden.values.shape == (2, 2, 4)
+        # Only transformers runs another artifact's weights in its model.
+        swapped = client.request(m.LoadWeights(str(model)), 60).reply
+        assert isinstance(swapped, m.Failed) and "Unsupported" in swapped.error
         assert client.request(m.Ping(), 60).reply == m.Pong()
     finally:
         client.close()

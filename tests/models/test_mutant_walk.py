@@ -48,7 +48,9 @@ CLEAN_GGUF = ("f32", "q8_0")
 FAILED = (Outcome.FALSIFIED, Outcome.TIMEOUT, Outcome.CRASHED)
 # Gates decided by comparing two formats of the model (apr_qa.checks.differential);
 # fingerprints and stats compare with the clean fixture's reference file instead.
-DIFFERENTIAL = ("F-ROSETTA-DIFF-", "F-ROSETTA-INF-", "F-TOK-PARITY-")
+DIFFERENTIAL = ("F-ROSETTA-DIFF-", "F-ROSETTA-INF-", "F-TOK-PARITY-", "F-TRACE-DIFF-")
+TRACE_PAYLOAD = ("F-TRACE-PAYLOAD-001", "F-TRACE-PAYLOAD-002", "F-TRACE-PAYLOAD-003")
+TRACE_DIFF = "F-TRACE-DIFF-001"
 
 
 def _cases() -> list[tuple[str, str]]:
@@ -112,6 +114,7 @@ def write_playbook(
     backend: str = "cpu",
     compare_with: Path | None = None,
     reference: Path | None = None,
+    trace_diff: bool = False,
 ) -> Path:
     """A collect-all playbook: every cell runs whatever fails first.
 
@@ -126,7 +129,7 @@ def write_playbook(
         f"test_matrix: {{modalities: {json.dumps(modalities)}, backends: [{backend}],"
         f" formats: {json.dumps(formats)}{quants}, max_tokens: 32, timeout_ms: 60000}}",
         "failure_policy: collect-all",
-        "trace_payload: {enabled: true}",
+        f"trace_payload: {{enabled: true, gates: {json.dumps(_trace_gates(trace_diff))}}}",
         "scenarios:",
         *(f"  - {json.dumps(s)}" for s in scenarios),
     ]
@@ -141,6 +144,12 @@ def write_playbook(
     path = folder / f"{name}.yaml"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _trace_gates(trace_diff: bool) -> list[str]:
+    """The trace gates a walk playbook records: F-TRACE-DIFF-001 (a worker tracing
+    each pair) only where a mutant declares it, and in its clean fixture."""
+    return [*TRACE_PAYLOAD, *([TRACE_DIFF] * trace_diff)]
 
 
 def _counterpart(mutant: Mutant, root: Path, fixture: str) -> Path | None:
@@ -189,6 +198,7 @@ def run_walk(
             asked["run"] + asked["chat"],
             backend,
             reference=reference,
+            trace_diff=any(TRACE_DIFF in MUTANTS[m].gates for f, m in CASES if f == fixture),
         )
     ]
     errors: dict[str, str] = {}
@@ -214,6 +224,7 @@ def run_walk(
                 backend,
                 _counterpart(mutant, root, fixture),
                 reference,
+                TRACE_DIFF in mutant.gates,
             )
         )
     out = tmp / "out"

@@ -239,6 +239,48 @@ class TransformersBackend:
         stacked = torch.stack([h[0] for h in out.hidden_states]).float().cpu().numpy()
         return np.ascontiguousarray(stacked, dtype=np.float32)
 
+    def load_weights(self, path: Path) -> None:
+        """Replace the loaded model's weights with those of ``path``, another artifact
+        of the same model (a GGUF, or a checkpoint of the same config), read one
+        tensor at a time (:func:`apr_qa.models.hf_weights.hf_tensors`).
+
+        The model class, config and tokenizer stay the checkpoint's, so hidden states
+        are then the other artifact's weights run by transformers. LoadError when
+        its tensors do not fill the model (missing, unknown, or of another shape);
+        the model is then left half-written and must not be used again.
+        """
+        model, _ = self._loaded()
+        import torch
+
+        from apr_qa.models.hf_weights import OUTPUT_NAME, hf_tensors
+
+        config = model.config.to_dict()
+        targets = model.state_dict(keep_vars=True)
+        filled: set[str] = set()
+        unknown: list[str] = []
+        try:
+            with torch.no_grad():
+                for name, values in hf_tensors(path, config):
+                    target = targets.get(name)
+                    if target is None:
+                        unknown.append(name)
+                        continue
+                    if tuple(target.shape) != values.shape:
+                        raise LoadError(
+                            f"{path}: {name} has shape {values.shape}, "
+                            f"the model {tuple(target.shape)}"
+                        )
+                    target.copy_(torch.from_numpy(values).to(target.dtype))
+                    filled.add(name)
+        except UsageError as exc:
+            raise LoadError(one_line(exc)) from exc
+        # Hidden states never reach the output projection: it need not be filled.
+        missing = sorted(set(targets) - filled - {OUTPUT_NAME})
+        for what, names in (("missing", missing), ("unknown", unknown)):
+            if names:
+                shown = ", ".join(names[:3]) + (" ..." if len(names) > 3 else "")
+                raise LoadError(f"{path}: {len(names)} {what} tensors: {shown}")
+
     def vocab(self) -> Vocab:
         """Pad, EOS and special tokens of the tokenizer."""
         _, tokenizer = self._loaded()

@@ -129,6 +129,7 @@ _BUILTIN_MODULES = (
     "apr_qa.checks.tensor_diff",
     "apr_qa.checks.tokenizer_parity",
     "apr_qa.checks.logit_compare",
+    "apr_qa.checks.trace_diff",
     "apr_qa.checks.fingerprint",
     "apr_qa.checks.conversion",
 )

@@ -206,6 +206,19 @@ class Runtime:
         values: npt.NDArray[np.float32] = self._expect(Score(tuple(ids)), Logits).values
         return values
 
+    def hidden_states(self, ids: Sequence[int]) -> npt.NDArray[np.float32]:
+        """Every layer's output ``[layers + 1, len(ids), hidden]`` (transformers only)."""
+        from apr_qa.execute.messages import Hidden, HiddenStates
+
+        values: npt.NDArray[np.float32] = self._expect(HiddenStates(tuple(ids)), Hidden).values
+        return values
+
+    def load_weights(self, path: Path) -> None:
+        """Put another artifact's weights into the loaded transformers model."""
+        from apr_qa.execute.messages import Loaded, LoadWeights
+
+        self._expect(LoadWeights(str(path)), Loaded)
+
     def generate(self, prompt: str, max_tokens: int) -> Generation:
         """Greedy completion of a raw prompt."""
         from apr_qa.execute.messages import Generate, Generated

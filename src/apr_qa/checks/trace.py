@@ -38,7 +38,15 @@ if TYPE_CHECKING:
     from apr_qa.execute.cell import CellRunner
     from apr_qa.playbook.model import Playbook
 
-__all__ = ["DEFAULT_PROMPT", "GATES", "MAX_ACTIVATION_RMS", "TracePayload", "layer_report"]
+__all__ = [
+    "DEFAULT_PROMPT",
+    "GATES",
+    "MAX_ACTIVATION_RMS",
+    "TracePayload",
+    "layer_report",
+    "section",
+    "trace_prompt",
+]
 
 NONFINITE, GARBAGE, EXPLODING = "F-TRACE-PAYLOAD-001", "F-TRACE-PAYLOAD-002", "F-TRACE-PAYLOAD-003"
 GATES = (NONFINITE, GARBAGE, EXPLODING)
@@ -52,12 +60,18 @@ stay under 10; float16 overflows at 65504."""
 _INFO = ScenarioInfo(name="trace-payload", id="trace-payload")
 
 
-def _settings(session: CellRunner) -> Mapping[str, Any] | None:
-    section: Mapping[str, Any] | None = session.job.playbook.sections.get(SECTION)
-    if section is None:
+def section(playbook: Playbook) -> Mapping[str, Any] | None:
+    """The playbook's ``trace_payload`` section when it is on, else None (opt-in)."""
+    found: Mapping[str, Any] | None = playbook.sections.get(SECTION)
+    if found is None:
         return None
-    enabled = section.get("enabled", True)
-    return section if enabled is True or str(enabled).lower() == "true" else None
+    enabled = found.get("enabled", True)
+    return found if enabled is True or str(enabled).lower() == "true" else None
+
+
+def trace_prompt(playbook: Playbook, settings: Mapping[str, Any]) -> str:
+    """``trace_payload.prompt``, else the playbook's first prompt, else the default."""
+    return str(settings.get("prompt") or _first_prompt(playbook))
 
 
 def layer_report(states: npt.NDArray[np.float32]) -> tuple[int | None, list[float]]:
@@ -83,13 +97,13 @@ class TracePayload:
 
     def run(self, session: CellRunner) -> None:
         """Trace the prompt; record one verdict per gate the playbook asks for."""
-        settings = _settings(session)
         job = session.job
+        settings = section(job.playbook)
         if settings is None or job.cell.modality != job.playbook.matrix.modalities[0]:
             return
         asked = settings.get("gates")
         wanted = set(GATES) if asked is None else {str(g) for g in asked} & set(GATES)
-        prompt = str(settings.get("prompt") or _first_prompt(job.playbook))
+        prompt = trace_prompt(job.playbook, settings)
         limit = float(settings.get("max_activation_rms", MAX_ACTIVATION_RMS))
         verdicts = self._activations(session, prompt, limit)
         verdicts[GARBAGE] = self._garbage(session, prompt)

@@ -30,6 +30,7 @@ __all__ = [
     "Hidden",
     "HiddenStates",
     "Load",
+    "LoadWeights",
     "Loaded",
     "Logits",
     "Message",
@@ -94,6 +95,14 @@ class HiddenStates:
     """Every layer's output for ``token_ids`` (answered by :class:`Hidden`)."""
 
     token_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class LoadWeights:
+    """Put another artifact's weights (a GGUF, a checkpoint of the same config) into
+    the loaded transformers model; answered by :class:`Loaded` or :class:`Failed`."""
+
+    path: str
 
 
 @dataclass(frozen=True)
@@ -174,7 +183,7 @@ class Pong:
     """Alive and idle."""
 
 
-Request: TypeAlias = Load | Generate | Tokenize | Score | HiddenStates | Ping | Exit
+Request: TypeAlias = Load | Generate | Tokenize | Score | HiddenStates | LoadWeights | Ping | Exit
 Reply: TypeAlias = Loaded | Generated | Tokens | Logits | Hidden | Failed | Pong
 Message: TypeAlias = Request | Reply
 
@@ -184,6 +193,7 @@ _BY_OP: dict[str, type[Any]] = {
     "tokenize": Tokenize,
     "score": Score,
     "hidden_states": HiddenStates,
+    "load_weights": LoadWeights,
     "ping": Ping,
     "exit": Exit,
     "loaded": Loaded,
@@ -267,7 +277,7 @@ def decode(line: bytes | str) -> Message:
         raise ProtocolError(f"not a worker message: {shown!r} ({exc})") from exc
 
 
-_REQUESTS = (Load, Generate, Tokenize, Score, HiddenStates, Ping, Exit)
+_REQUESTS = (Load, Generate, Tokenize, Score, HiddenStates, LoadWeights, Ping, Exit)
 _REPLIES = (Loaded, Generated, Tokens, Logits, Hidden, Failed, Pong)
 
 

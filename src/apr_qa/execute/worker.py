@@ -25,6 +25,7 @@ from apr_qa.execute.messages import (
     HiddenStates,
     Load,
     Loaded,
+    LoadWeights,
     Logits,
     Ping,
     Pong,
@@ -81,7 +82,20 @@ def _answer(backend: Backend | None, request: Request) -> tuple[Backend | None, 
             return backend, Logits(backend.score(ids))
         case HiddenStates(token_ids=ids):
             return backend, Hidden(backend.hidden_states(ids))
+        case LoadWeights(path=path):
+            return backend, _load_weights(backend, Path(path))
     return backend, Failed(f"unsupported request {type(request).__name__}")
+
+
+def _load_weights(backend: Backend, path: Path) -> Reply:
+    from apr_qa.backends import Unsupported
+    from apr_qa.backends.transformers_backend import TransformersBackend
+
+    if not isinstance(backend, TransformersBackend):
+        raise Unsupported(f"the {backend.kind} backend cannot take another artifact's weights")
+    started = time.perf_counter()
+    backend.load_weights(path)
+    return Loaded(time.perf_counter() - started, backend.vocab())
 
 
 def serve(inp: IO[bytes], out: IO[bytes]) -> None:

@@ -177,7 +177,7 @@ _TABLE: tuple[Mutant, ...] = (
         # Not F-ROSETTA-INF-001: on tiny-qa (one layer of attention) 95.2% of positions
         # keep their top-1 token, above the f32 floor; the KL (0.138 against 0.001) and the
         # tensor layout catch it on every fixture.
-        ("F-A1-001", "F-ROSETTA-INF-002", "F-ROSETTA-DIFF-001"),
+        ("F-A1-001", "F-ROSETTA-INF-002", "F-ROSETTA-DIFF-001", "F-TRACE-DIFF-001"),
         "wrong_answers",
         _gguf("gguf-qk-permutation-missing", "f32", weights.gguf_qk_permutation),
         _rotary_permuted,
@@ -186,7 +186,13 @@ _TABLE: tuple[Mutant, ...] = (
         "gguf-qk-permutation-spurious",
         "GGUF Q/K rows permuted for llama's rotary layout in an architecture that needs none",
         "gguf",
-        ("F-A1-001", "F-ROSETTA-INF-001", "F-ROSETTA-INF-002", "F-ROSETTA-DIFF-001"),
+        (
+            "F-A1-001",
+            "F-ROSETTA-INF-001",
+            "F-ROSETTA-INF-002",
+            "F-ROSETTA-DIFF-001",
+            "F-TRACE-DIFF-001",
+        ),
         "wrong_answers",
         _gguf("gguf-qk-permutation-spurious", "f32", weights.gguf_qk_permutation),
         _rotary_plain,
@@ -392,7 +398,13 @@ _TABLE: tuple[Mutant, ...] = (
         "gguf-quant-scales-corrupt",
         "q8_0 GGUF block scales each multiplied by a random factor in [e^-2, e^2]",
         "gguf",
-        ("F-ROSETTA-INF-002", "F-ROSETTA-INF-001", "F-A1-001", "F-ROSETTA-DIFF-003"),
+        (
+            "F-ROSETTA-INF-002",
+            "F-ROSETTA-INF-001",
+            "F-A1-001",
+            "F-ROSETTA-DIFF-003",
+            "F-TRACE-DIFF-001",
+        ),
         "quant_error",
         _gguf("gguf-quant-scales-corrupt", "q8_0", weights.gguf_quant_scales),
     ),
