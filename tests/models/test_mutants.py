@@ -36,6 +36,7 @@ PROBES = (
     "12345 678 9",
     "The capital of France is Paris.",
     "def add(a, b):\n    return a + b",
+    "  two  spaces,\t\ttabs\n\n\nand newlines  ",
 )
 # prompts.json prompts asked per modality: spread over the contract, enough for a
 # broken model to miss some, few enough to keep the module fast.

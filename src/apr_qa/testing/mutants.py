@@ -280,7 +280,7 @@ _TABLE: tuple[Mutant, ...] = (
     ),
     Mutant(
         "gguf-wrong-pretokenizer",
-        "GGUF tokenizer.ggml.pre wrong (llama-bpe -> qwen2, qwen2 -> gpt-2)",
+        "GGUF tokenizer.ggml.pre wrong (llama-bpe -> qwen2, or gpt-2 without multi-digit tokens; qwen2 -> gpt-2)",
         "gguf",
         ("F-TOK-PARITY-001",),
         "tokenizer",
@@ -288,7 +288,8 @@ _TABLE: tuple[Mutant, ...] = (
     ),
     Mutant(
         "hf-wrong-pretokenizer",
-        "tokenizer.json splits digits one by one where the model learned runs of three",
+        "tokenizer.json splits digits one by one where the model learned runs of three "
+        "(GPT-2's split without multi-digit tokens)",
         "safetensors",
         ("F-TOK-PARITY-001",),
         "tokenizer",

@@ -52,10 +52,12 @@ BROKEN_CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '### Response:' }}{% endif %}"
 )
 
-# GGUF pre-tokenizer -> the wrong one to put in its place. llama-bpe and qwen2 differ
-# on digit runs; but a vocabulary without multi-digit tokens (the qwen2 fixture's)
-# hides that, so qwen2 gets gpt-2, which splits whitespace and newlines differently.
+# GGUF pre-tokenizer -> the wrong one to put in its place.
+# `llama-bpe` (runs of up to three digits) and `qwen2` (one digit at a time) differ
+# only on digit runs, which a vocabulary without multi-digit tokens never shows; such
+# a vocabulary gets `gpt-2`, which splits whitespace runs and newlines differently.
 _WRONG_PRE = {"llama-bpe": "qwen2", "qwen2": "gpt-2"}
+_WRONG_PRE_WITHOUT_DIGIT_RUNS = "gpt-2"
 
 
 def truncate(path: Path) -> Path:
@@ -113,14 +115,33 @@ def drop_merges(checkpoint: Path) -> Path:
 
 def hf_wrong_pre(checkpoint: Path) -> Path:
     """Make tokenizer.json's split pattern take digits one by one (qwen2's) where the
-    model was trained on runs of up to three (llama 3's)."""
+    model was trained on runs of up to three (llama 3's); a vocabulary without a
+    multi-digit token would not show that, so it gets GPT-2's pattern whole."""
     path, doc = _tokenizer_json(checkpoint)
     text = json.dumps(doc, ensure_ascii=False)
-    runs = json.dumps(r"\p{N}{1,3}")[1:-1]  # as it appears inside the JSON text
-    if runs not in text:
+    runs = r"\p{N}{1,3}"
+    pattern = _split_pattern(doc)
+    if pattern is None or runs not in pattern:
         raise UsageError(f"{path}: no digit-run split pattern to change")
-    path.write_text(text.replace(runs, json.dumps(r"\p{N}")[1:-1]), encoding="utf-8")
+    vocab = (doc.get("model") or {}).get("vocab") or {}
+    digit_runs = any(len(t) > 1 and t.isdigit() for t in vocab)
+    wrong = pattern.replace(runs, r"\p{N}") if digit_runs else _GPT2_SPLIT
+    text = text.replace(json.dumps(pattern)[1:-1], json.dumps(wrong)[1:-1])
+    path.write_text(text, encoding="utf-8")
     return checkpoint
+
+
+_GPT2_SPLIT = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
+
+
+def _split_pattern(doc: dict[str, Any]) -> str | None:
+    """The regex of tokenizer.json's first Split pre-tokenizer, if any."""
+    pre = doc.get("pre_tokenizer") or {}
+    for step in [pre, *(pre.get("pretokenizers") or [])]:
+        regex = (step.get("pattern") or {}).get("Regex") if step.get("type") == "Split" else None
+        if isinstance(regex, str):
+            return regex
+    return None
 
 
 def break_chat_template(checkpoint: Path) -> Path:
@@ -161,11 +182,19 @@ def gguf_wrong_pre(src: Path, dst: Path) -> Path:
     """Copy a GGUF with the wrong ``tokenizer.ggml.pre`` (see ``_WRONG_PRE``)."""
     import gguf
 
-    field = gguf.GGUFReader(str(src)).get_field("tokenizer.ggml.pre")
+    reader = gguf.GGUFReader(str(src))
+    field = reader.get_field("tokenizer.ggml.pre")
     if field is None:
         raise UsageError(f"{src}: no tokenizer.ggml.pre")
     pre = str(field.contents())
-    return rewrite_gguf(src, dst, set_keys={"tokenizer.ggml.pre": _WRONG_PRE.get(pre, "llama-bpe")})
+    wrong = _WRONG_PRE.get(pre, "llama-bpe")
+    tokens = reader.get_field("tokenizer.ggml.tokens")
+    digit_runs = tokens is not None and any(
+        len(t) > 1 and t.isdigit() for t in map(str, tokens.contents())
+    )
+    if wrong == "qwen2" and not digit_runs:
+        wrong = _WRONG_PRE_WITHOUT_DIGIT_RUNS
+    return rewrite_gguf(src, dst, set_keys={"tokenizer.ggml.pre": wrong})
 
 
 def gguf_drop_merges(src: Path, dst: Path) -> Path:
