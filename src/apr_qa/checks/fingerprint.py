@@ -82,8 +82,8 @@ ROLE_TOLERANCE: Mapping[str, float] = {
 }
 """Largest ``max(|Δmean|, |Δstd|) / std_ref`` per role; the original's defaults for
 layernorm, embedding and attention, FFN as attention, the output as the embedding.
-Measured on the fixtures: every clean GGUF (f32 to q4_k_m) within 0.004 of its
-checkpoint; the noise-drift mutant 0.12 (attention, FFN)."""
+Measured on the fixtures: every clean GGUF (f32 to q4_k_m) within 0.005 of its
+checkpoint; the noise-drift mutant 0.12 to 0.14 (attention, FFN)."""
 _ALIASES = {"layernorm": "norm", "layer_norm": "norm", "embed": "embedding", "mlp": "ffn"}
 MAX_ROWS = 10
 """Tensors a finding keeps in ``expected["worst_tensors"]`` (the report's per-tensor view)."""
