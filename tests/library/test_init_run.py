@@ -35,9 +35,7 @@ def _ran(name: str, factory: pytest.TempPathFactory) -> tuple[Written, api.RunRe
         where = factory.mktemp(name)
         written = write_playbook(str(fixture_path(name)), where / "p.yaml")
         assert written.template == "full"
-        # Two workers: cells overlap on the 2-core CI machine (the verdict is the same;
-        # only PERF's figures feel the sharing).
-        config = api.RunConfig(output_dir=where / "out", workers=2)
+        config = api.RunConfig(output_dir=where / "out")
         result = api.run(api.load([written.path]), config)
         _RUNS[name] = written, result, where / "out"
     return _RUNS[name]
