@@ -87,7 +87,14 @@ def _schema_maximum(*path: str) -> int:
             "`timeout_ms` (matrix and scenario)",
             ("properties", "test_matrix", "properties", "timeout_ms"),
         ),
-        ("`max_tokens`", ("properties", "test_matrix", "properties", "max_tokens")),
+        (
+            "`max_tokens`, `profile_ci.tokens`",
+            ("properties", "test_matrix", "properties", "max_tokens"),
+        ),
+        (
+            "`max_tokens`, `profile_ci.tokens`",
+            ("properties", "profile_ci", "properties", "tokens"),
+        ),
         ("`seed`", ("properties", "test_matrix", "properties", "seed")),
         ("`name`", ("properties", "name")),
         (
