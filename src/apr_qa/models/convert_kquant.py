@@ -14,7 +14,7 @@ from pathlib import Path
 
 from apr_qa.errors import EnvironmentProblem, UsageError
 
-__all__ = ["K_QUANTS", "quantize_with_llama_cpp"]
+__all__ = ["K_QUANTS", "LLAMA_FTYPES", "quantize_with_llama_cpp"]
 
 log = logging.getLogger(__name__)
 
@@ -31,19 +31,31 @@ K_QUANTS: Mapping[str, int] = {
     "q6_k": 18,
 }
 
+LLAMA_FTYPES: Mapping[str, int] = {
+    "f32": 0,
+    "f16": 1,
+    "q4_0": 2,
+    "q4_1": 3,
+    "q8_0": 7,
+    "q5_0": 8,
+    "q5_1": 9,
+    **K_QUANTS,
+}
+"""Every type llama.cpp's quantizer writes from a lossless GGUF (K-quants and the simple ones)."""
+
 
 def quantize_with_llama_cpp(src_gguf: Path, dst_gguf: Path, quant: str) -> None:
-    """Quantize an f32/f16/bf16 GGUF ``src_gguf`` to K-quant ``quant`` at ``dst_gguf``."""
-    if quant not in K_QUANTS:
-        raise UsageError(f"unsupported K-quant {quant!r}; supported: {', '.join(K_QUANTS)}")
+    """Quantize an f32/f16/bf16 GGUF ``src_gguf`` to ``quant`` (:data:`LLAMA_FTYPES`) at ``dst_gguf``."""
+    if quant not in LLAMA_FTYPES:
+        raise UsageError(f"unsupported quant {quant!r}; supported: {', '.join(LLAMA_FTYPES)}")
     try:
         import llama_cpp
     except ImportError as exc:
         raise EnvironmentProblem(
-            f"{dst_gguf}: K-quant {quant} needs llama-cpp-python (pip install llama-cpp-python)"
+            f"{dst_gguf}: {quant} needs llama-cpp-python (pip install llama-cpp-python)"
         ) from exc
     params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = K_QUANTS[quant]
+    params.ftype = LLAMA_FTYPES[quant]
     # llama-cpp-python prints llama.cpp's per-tensor log lines unless its logger's
     # level says otherwise; keep them for our --verbose only.
     native_log = logging.getLogger("llama-cpp-python")
