@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from apr_qa.errors import UsageError
-from apr_qa.models.architectures import ATTN_OUT, FFN_DOWN, FFN_UP, architecture
+from apr_qa.models.architectures import ATTN_OUT, FFN_DOWN, architecture
 from apr_qa.testing import mutants_files as files
 from apr_qa.testing import mutants_weights as weights
 from apr_qa.testing.mutants_io import copy_checkpoint, fixture_gguf, read_config
@@ -141,7 +141,6 @@ def _rotary_plain(config: Mapping[str, Any]) -> bool:
 
 
 _DOWN = FFN_DOWN.name("safetensors", 0)
-_UP = FFN_UP.name("safetensors", 0)
 _O = ATTN_OUT.name("safetensors", 0)
 _LOAD = "G1-LOAD-001"
 _SHAPES = "G0-INTEGRITY-001"
@@ -223,11 +222,11 @@ _TABLE: tuple[Mutant, ...] = (
     ),
     Mutant(
         "zero-tensor",
-        f"{_UP} all zeros",
+        f"{_DOWN} all zeros",
         "safetensors",
         ("G0-INTEGRITY-003",),
         "zero_tensor",
-        _weights("zero-tensor", weights.st_zero_tensor(_UP)),
+        _weights("zero-tensor", weights.st_zero_tensor(_DOWN)),
     ),
     Mutant(
         "activations-exploding",
