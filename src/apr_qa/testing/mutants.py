@@ -66,6 +66,9 @@ class Mutant:
     build: Builder
     # Which fixtures the defect can be written into, judged from config.json.
     requires: Requirement = field(default=_always)
+    # "bpe": the defect lives in a BPE vocabulary's merges or pre-tokenizer, which a
+    # SentencePiece vocabulary (a checkpoint with tokenizer.model) does not have.
+    vocabulary: Literal["any", "bpe"] = "any"
 
 
 def _target(fixture: Path, out_dir: Path, name: str, suffix: str = "") -> Path:
@@ -140,6 +143,10 @@ def _rotary_plain(config: Mapping[str, Any]) -> bool:
     return arch.known and not arch.gguf_permutes_qk
 
 
+def _norm_offset(config: Mapping[str, Any]) -> bool:
+    return bool(architecture(config.get("model_type")).norm_offset)
+
+
 _DOWN = FFN_DOWN.name("safetensors", 0)
 _O = ATTN_OUT.name("safetensors", 0)
 _LOAD = "G1-LOAD-001"
@@ -197,8 +204,17 @@ _TABLE: tuple[Mutant, ...] = (
         _rotary_plain,
     ),
     Mutant(
+        "gguf-norm-offset-missing",
+        "Gemma GGUF norms stored as the checkpoint's scale - 1 (the converter's +1 forgotten)",
+        "gguf",
+        ("F-A1-001", "F-ROSETTA-INF-002", "F-ROSETTA-DIFF-003"),
+        "wrong_answers",
+        _gguf("gguf-norm-offset-missing", "f32", weights.gguf_norm_offset_missing),
+        _norm_offset,
+    ),
+    Mutant(
         "norms-zeroed",
-        "every RMSNorm weight zeroed (GH-189)",
+        "every RMSNorm scale zeroed (GH-189; Gemma stores scale - 1, so -1)",
         "safetensors",
         ("G0-INTEGRITY-003", "G2-INFER-001", _STATS_NORM, _NORM_ZERO, _NORM_STD),
         "zero_tensor",
@@ -276,6 +292,7 @@ _TABLE: tuple[Mutant, ...] = (
         ("G0-INTEGRITY-004", _LOAD),
         "load_fails",
         _gguf("gguf-merges-dropped", "f32", files.gguf_drop_merges),
+        vocabulary="bpe",
     ),
     Mutant(
         "gguf-wrong-pretokenizer",
@@ -284,6 +301,7 @@ _TABLE: tuple[Mutant, ...] = (
         ("F-TOK-PARITY-001",),
         "tokenizer",
         _gguf("gguf-wrong-pretokenizer", "f32", files.gguf_wrong_pre),
+        vocabulary="bpe",
     ),
     Mutant(
         "hf-wrong-pretokenizer",
@@ -416,7 +434,11 @@ MUTANTS: dict[str, Mutant] = {m.name: m for m in _TABLE}
 
 def applies(name: str, fixture_dir: Path) -> bool:
     """Whether mutant ``name`` can be written into the fixture at ``fixture_dir``."""
-    return _mutant(name).requires(read_config(Path(fixture_dir)))
+    mutant = _mutant(name)
+    fixture_dir = Path(fixture_dir)
+    if mutant.vocabulary == "bpe" and (fixture_dir / "tokenizer.model").is_file():
+        return False
+    return mutant.requires(read_config(fixture_dir))
 
 
 def build_mutant(name: str, fixture_dir: Path, out_dir: Path) -> Path:

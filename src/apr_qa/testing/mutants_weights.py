@@ -19,6 +19,7 @@ from apr_qa.errors import UsageError
 from apr_qa.models.architectures import (
     ATTN_K,
     ATTN_Q,
+    ATTN_QKV,
     EMBED,
     FFN_DOWN,
     OUTPUT,
@@ -45,6 +46,7 @@ __all__ = [
     "edit_checkpoint",
     "gguf_embedding_transposed",
     "gguf_missing_tensor",
+    "gguf_norm_offset_missing",
     "gguf_pad_flood",
     "gguf_qk_permutation",
     "gguf_quant_scales",
@@ -97,13 +99,18 @@ def st_embedding_transposed(tensors: Tensors, config: dict[str, Any]) -> None:
 
 
 def st_norms_zeroed(tensors: Tensors, config: dict[str, Any]) -> None:
-    """Zero every RMSNorm weight (the original's GH-189)."""
+    """Zero every RMSNorm scale (the original's GH-189).
+
+    Gemma stores ``scale - 1``: its zero scale is a stored -1, while a stored 0 is the
+    identity and no defect at all.
+    """
     arch = architecture(config.get("model_type"))
     names = [n for n in tensors if arch.is_norm("safetensors", n)]
     if not names:
         raise UsageError("checkpoint has no norm weights")
+    stored = -(arch.scale_offset("safetensors") or 0.0)
     for name in names:
-        _replace(tensors, name, np.zeros(tensors[name].shape, np.float32))
+        _replace(tensors, name, np.full(tensors[name].shape, stored, np.float32))
 
 
 def st_poke(name: str, value: float) -> Callable[[Tensors, dict[str, Any]], None]:
@@ -216,7 +223,8 @@ def gguf_qk_permutation(src: Path, out: Path) -> Path:
     """A GGUF whose Q/K rows are in the wrong rotary layout for its architecture.
 
     llama's graph expects the converter's permutation: undo it (the missing-permutation
-    bug). qwen2's graph expects Hugging Face's order: apply it (the spurious one).
+    bug). qwen2's, gemma2's and phi3's graphs expect Hugging Face's order: apply it
+    (the spurious one), inside phi3's fused qkv too.
     """
     meta = _gguf_meta(src)
     arch = meta["general.architecture"]
@@ -230,6 +238,30 @@ def gguf_qk_permutation(src: Path, out: Path) -> Path:
             if f".{role.gguf}." in name:
                 _f32_only(name, data, qtype)
                 return move(data, n)
+        if f".{ATTN_QKV.gguf}." in name:
+            # phi3 fuses q, k and v into one matrix, rows in that order: move q and k.
+            _f32_only(name, data, qtype)
+            q_rows = data.shape[0] * heads // (heads + 2 * kv_heads)
+            k_rows = q_rows * kv_heads // heads
+            q, k, v = np.split(data, [q_rows, q_rows + k_rows])
+            return np.concatenate([move(q, heads), move(k, kv_heads), v])
+        return data
+
+    return rewrite_gguf(src, out, edit=edit)
+
+
+def gguf_norm_offset_missing(src: Path, out: Path) -> Path:
+    """A Gemma GGUF whose norms hold the checkpoint's ``scale - 1``: the converter
+    forgot llama.cpp's +1, so every norm scales by one less than it should."""
+    arch = gguf_architecture(_gguf_meta(src)["general.architecture"])
+    offset = arch.norm_offset
+    if not offset:
+        raise UsageError(f"{src}: {arch.gguf_arch or 'this'} architecture stores norms as is")
+
+    def edit(name: str, data: np.ndarray[Any, Any], qtype: Any) -> np.ndarray[Any, Any]:
+        if arch.is_norm("gguf", name):
+            _f32_only(name, data, qtype)
+            return (data - np.float32(offset)).astype(np.float32)
         return data
 
     return rewrite_gguf(src, out, edit=edit)
