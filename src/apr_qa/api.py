@@ -208,6 +208,7 @@ def run(playbooks: Loaded | Sequence[Path], config: RunConfig) -> RunResult:
     the last check, while the reports are written, leaves them complete and still
     makes the exit code 130, so a script that was interrupted stops.
     """
+    from apr_qa.backends.threads import per_worker
     from apr_qa.execute import RunOptions, execute
     from apr_qa.execute.interrupts import Interrupts
     from apr_qa.execute.warm import WarmPool
@@ -224,7 +225,7 @@ def run(playbooks: Loaded | Sequence[Path], config: RunConfig) -> RunResult:
         interrupts = stack.enter_context(Interrupts().installed())
         stack.enter_context(_owned(config.output_dir))
         # Start the first workers now: their runtime imports overlap the rest of our start-up.
-        warm = WarmPool()
+        warm = WarmPool(per_worker(config.workers))
         if config.warm_start and config.shard is None and config.backend_override is None:
             warm = WarmPool.for_playbooks(loaded.playbooks, config.workers, config.backends or None)
         stack.callback(warm.close)  # the engine closes it too; this covers its failing early

@@ -30,6 +30,7 @@ from apr_qa.backends import (
     timed_generation,
 )
 from apr_qa.backends._common import checked_ids, one_line
+from apr_qa.backends.threads import llama_threads
 from apr_qa.errors import AprQaError, EnvironmentProblem, UsageError
 
 __all__ = ["DEFAULT_CONTEXT", "LlamaCppBackend"]
@@ -252,12 +253,16 @@ def _open(path: Path, gpu_layers: int, n_ctx: int) -> Any:
     from llama_cpp import Llama
 
     try:
+        # Beside other workers, only this worker's share of the cores (backends.threads).
+        threads = llama_threads()
         return Llama(
             model_path=str(path),
             n_gpu_layers=gpu_layers,
             n_ctx=n_ctx,
             logits_all=False,
             verbose=False,
+            n_threads=threads,
+            n_threads_batch=threads,
         )
     except Exception as exc:
         # llama-cpp-python raises ValueError("Failed to load model from file") and, for

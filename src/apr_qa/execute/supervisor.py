@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from apr_qa.backends.threads import per_worker
 from apr_qa.checks import Artifact, Stage, registered
 from apr_qa.checks.finding import Finding
 from apr_qa.evidence import EvidenceWriter, HaltKind, Outcome, Record
@@ -92,7 +93,7 @@ class _Run:
             enabled=options.progress, total=plan.test_count, cells=len(plan.cells)
         )
         self.runners: set[CellRunner] = set()
-        self.warm = warm if warm is not None else WarmPool()
+        self.warm = warm if warm is not None else WarmPool(per_worker(options.workers))
 
     # -- evidence and policy --------------------------------------------------------------
 

@@ -11,6 +11,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Sequence
 
+from apr_qa.backends.threads import per_worker, worker_env
 from apr_qa.execute.client import WorkerClient
 from apr_qa.playbook.model import Playbook
 
@@ -20,18 +21,26 @@ BACKEND_OF_FORMAT = {"safetensors": "transformers", "gguf": "llama_cpp"}
 
 
 class WarmPool:
-    """Started workers by backend kind; thread-safe."""
+    """Started workers by backend kind; thread-safe.
 
-    def __init__(self) -> None:
+    ``threads``: how many threads each worker's runtimes may use (None: their own
+    default), from :func:`apr_qa.backends.threads.per_worker`.
+    """
+
+    def __init__(self, threads: int | None = None) -> None:
         self._lock = threading.Lock()
         self._pool: dict[str, list[WorkerClient]] = defaultdict(list)
+        self.threads = threads
+
+    def _start(self, kind: str) -> WorkerClient:
+        return WorkerClient(worker_env(self.threads), warm=kind)
 
     @classmethod
     def for_playbooks(
         cls, playbooks: Sequence[Playbook], workers: int, backends: Sequence[str] | None = None
     ) -> WarmPool:
         """Start up to ``workers`` workers for the first cpu cells the playbooks will run."""
-        pool = cls()
+        pool = cls(per_worker(workers))
         kinds: list[str] = []
         for book in playbooks:
             m = book.matrix
@@ -46,7 +55,7 @@ class WarmPool:
                 if f in BACKEND_OF_FORMAT and f not in commands
             ] * len(runnable)
         for kind in kinds[: max(1, workers)]:
-            pool._pool[kind].append(WorkerClient(warm=kind))
+            pool._pool[kind].append(pool._start(kind))
         return pool
 
     def take(self, kind: str) -> WorkerClient:
@@ -58,7 +67,7 @@ class WarmPool:
                 if client.alive():
                     return client
                 client.close()
-        return WorkerClient(warm=kind)
+        return self._start(kind)
 
     def close(self) -> None:
         """Stop the workers nobody took."""
