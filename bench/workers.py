@@ -21,8 +21,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+CLI = [sys.executable, "-c", "from apr_qa.cli import main; main()"]
+
+
 def _apr_qa(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "apr_qa", "-q", *args], check=True, cwd=ROOT)
+    subprocess.run([*CLI, "-q", *args], check=True, cwd=ROOT)
 
 
 def main() -> None:
@@ -41,7 +44,7 @@ def main() -> None:
                 out = Path(tmp) / f"out-{workers}-{i}"
                 started = time.perf_counter()
                 subprocess.run(
-                    [sys.executable, "-m", "apr_qa", "-q", "run", str(book), "--output", str(out),
+                    [*CLI, "-q", "run", str(book), "--output", str(out),
                      "--workers", str(workers)],
                     cwd=ROOT, check=False, stdout=subprocess.DEVNULL,
                 )  # fmt: skip
