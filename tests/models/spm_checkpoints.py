@@ -70,7 +70,7 @@ SPM_SPECS = {
 def corpus(lines: int = 400, seed: int = 0) -> list[str]:
     """Generated text: arithmetic, sentences, code, accents, so every piece kind occurs."""
     rng = random.Random(seed)
-    words = "the a capital of France is Paris Japan Tokyo model answer what how why".split()
+    words = ["the", "a", "capital", "of", "France", "is", "Paris", "Japan", "Tokyo", "model"]
     out = []
     for i in range(lines):
         a, b = rng.randint(0, 999), rng.randint(0, 99)
@@ -133,7 +133,12 @@ def _write_hf_tokenizer(out: Path, spec: SpmSpec) -> Any:
     config["add_bos_token"] = spec.add_bos
     (out / "tokenizer_config.json").write_text(json.dumps(config))
     tok = transformers.AutoTokenizer.from_pretrained(out)
-    tok.add_special_tokens({"additional_special_tokens": [t for t in spec.chat_tokens if t != "<mask>"]})
+    added: dict[str, Any] = {
+        "additional_special_tokens": [t for t in spec.chat_tokens if t != "<mask>"]
+    }
+    if not spec.chat_in_model:
+        added["pad_token"] = "<|endoftext|>"  # Phi-3 pads with it (id 32000 there)
+    tok.add_special_tokens(added)
     tok.chat_template = spec.template
     tok.save_pretrained(out)
     (out / "chat_template.jinja").unlink(missing_ok=True)  # kept in tokenizer_config.json
@@ -175,7 +180,7 @@ def _config(spec: SpmSpec, ids: dict[str, int]) -> Any:
         "rms_norm_eps": 1e-5,
         "bos_token_id": ids["bos"],
         "eos_token_id": ids["eos"],
-        "pad_token_id": ids.get("pad", ids["eos"]),
+        "pad_token_id": ids["pad"],
     }
     if spec.arch == "Gemma2ForCausalLM":
         # A short window, so the sliding layers attend differently from the full ones
@@ -200,6 +205,7 @@ def build_spm_checkpoint(out: Path, spec: SpmSpec, seed: int = 0) -> Path:
     _train_sentencepiece(out, spec)
     tok = _write_hf_tokenizer(out, spec)
     ids = {k: int(tok.convert_tokens_to_ids(v)) for k, v in _special_roles(spec).items()}
+    ids["pad"] = int(tok.pad_token_id)
     config = _config(spec, ids)
     torch.manual_seed(seed)
     model = getattr(transformers, spec.arch)(config)
