@@ -439,3 +439,14 @@ def test_tokenizer_parity_catches_a_wrong_space_prefix(
     tokenizer_parity.compare_pair(Pair(src, path, "f32"), Switch(True, None, {}, {}), want, ledgers)
     ids = ledgers[tokenizer_parity.GATES[0]].finding(passed="ok", skipped="skipped")
     assert ids.passed is False and "tokenizes differently" in ids.reason, ids.reason
+
+
+def test_gemma2_config_without_tie_key_is_tied_by_default(
+    checkpoints: dict[str, Path], tmp_path: Path
+) -> None:
+    src = shutil.copytree(checkpoints["gemma2"], tmp_path / "gemma2")
+    config = _config(src)
+    del config["tie_word_embeddings"]  # transformers' Gemma2 default: tied
+    (src / "config.json").write_text(json.dumps(config))
+    _, tensors = _fields(convert(src, tmp_path / "x.gguf", "f32"))
+    assert "token_embd.weight" in tensors and "output.weight" not in tensors

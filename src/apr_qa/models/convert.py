@@ -107,7 +107,7 @@ def convert_with_report(src: Path, dst: Path, quant: str) -> ConversionReport:
     config = ModelConfig.read(checkpoint_dir(src))
     try:
         arch = _architecture(src, config)
-        hparams = HParams.from_config(src, config, arch.gguf_arch)
+        hparams = HParams.from_config(src, config, arch)
     except (TypeError, ValueError, ArithmeticError) as exc:
         # config.json is input: a value of the wrong type ("architectures": -1,
         # "rope_scaling": 5, "num_key_value_heads": "x") is a bad checkpoint, not a bug.

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from apr_qa.errors import UsageError
+from apr_qa.models.architectures import Architecture
 from apr_qa.models.config import CONFIG_FILE, ModelConfig
 
 __all__ = ["HParams"]
@@ -54,9 +55,10 @@ class HParams:
     rope_orig_context: int | None = None
 
     @classmethod
-    def from_config(cls, src: Path, facts: ModelConfig, gguf_arch: str) -> HParams:
-        """Read ``facts`` (config.json in ``src``) for architecture ``gguf_arch``."""
+    def from_config(cls, src: Path, facts: ModelConfig, arch: Architecture) -> HParams:
+        """Read ``facts`` (config.json in ``src``) for architecture ``arch``."""
         where = src / CONFIG_FILE
+        gguf_arch = arch.gguf_arch
         config = facts.raw
 
         def need(key: str) -> int:
@@ -95,7 +97,10 @@ class HParams:
             rope_theta=float(theta),
             rope_linear_factor=factor,
             rms_eps=float(config.get("rms_norm_eps", 1e-6)),
-            tied=bool(facts.tie_word_embeddings),
+            # Not declared: transformers' default for the architecture (Gemma ties).
+            tied=arch.tied_by_default
+            if facts.tie_word_embeddings is None
+            else facts.tie_word_embeddings,
         )
         if gguf_arch == "gemma2":
             return _gemma2(where, config, base)
