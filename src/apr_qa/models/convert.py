@@ -33,6 +33,7 @@ from apr_qa.models.architectures import (
     Architecture,
 )
 from apr_qa.models.config import CONFIG_FILE, ModelConfig
+from apr_qa.models.convert_hparams import HParams
 from apr_qa.models.convert_kquant import K_QUANTS, quantize_with_llama_cpp
 from apr_qa.models.convert_source import SourceTensor, checkpoint_dir, list_tensors, read_tensor
 from apr_qa.models.rotary import permute_qk
@@ -48,16 +49,22 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# The architectures whose hyperparameters this converter writes (llama's set:
-# no soft-capping, no fused projections). Names, tensors and the rotary rule of
-# each come from the architecture table.
+# The architectures whose hyperparameters this converter writes
+# (:mod:`apr_qa.models.convert_hparams`). Names, tensors, the norm offset and the
+# rotary rule of each come from the architecture table.
 _CONVERTIBLE: Mapping[str, Architecture] = {
     cls: arch
-    for arch in (ARCHITECTURES[name] for name in ("llama", "mistral", "qwen2"))
+    for arch in (ARCHITECTURES[name] for name in ("llama", "mistral", "qwen2", "gemma2", "phi3"))
     for cls in arch.hf_classes
 }
 SUPPORTED_ARCHITECTURES: tuple[str, ...] = tuple(_CONVERTIBLE)
 """Hugging Face ``architectures`` values the converter accepts."""
+
+# Tokens llama.cpp's vocabulary loader looks up by text for an architecture (it sets
+# their attributes for Phi-3 with unordered_map::at, which throws on a missing one).
+_REQUIRED_TOKENS: Mapping[str, tuple[str, ...]] = {
+    "phi3": ("<unk>", "<s>", "</s>", "<|endoftext|>"),
+}
 
 SIMPLE_QUANTS: tuple[str, ...] = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1")
 """Quantizations written directly with gguf-py."""
@@ -100,7 +107,7 @@ def convert_with_report(src: Path, dst: Path, quant: str) -> ConversionReport:
     config = ModelConfig.read(checkpoint_dir(src))
     try:
         arch = _architecture(src, config)
-        hparams = _HParams.from_config(src, config)
+        hparams = HParams.from_config(src, config, arch)
     except (TypeError, ValueError, ArithmeticError) as exc:
         # config.json is input: a value of the wrong type ("architectures": -1,
         # "rope_scaling": 5, "num_key_value_heads": "x") is a bad checkpoint, not a bug.
@@ -108,7 +115,15 @@ def convert_with_report(src: Path, dst: Path, quant: str) -> ConversionReport:
     tensors = list_tensors(src)
     from apr_qa.models.gguf_tokenizer import read_tokenizer
 
-    tokenizer = read_tokenizer(src, hparams.vocab_size)
+    # llama.cpp's gemma2 converter writes add_space_prefix false whatever the model says.
+    space_prefix = False if arch.gguf_arch == "gemma2" else None
+    tokenizer = read_tokenizer(src, hparams.vocab_size, add_space_prefix=space_prefix)
+    missing = [t for t in _REQUIRED_TOKENS.get(arch.gguf_arch, ()) if t not in tokenizer.tokens]
+    if missing:
+        raise UsageError(
+            f"{src}: the vocabulary has no {', '.join(missing)}; llama.cpp's "
+            f"{arch.gguf_arch} vocabulary loader looks these up and fails without them"
+        )
     dst.parent.mkdir(parents=True, exist_ok=True)
     with _temp_path(dst, ".part") as tmp:
         if quant in K_QUANTS:
@@ -144,84 +159,6 @@ def _architecture(src: Path, config: ModelConfig) -> Architecture:
 
 
 @dataclass(frozen=True)
-class _HParams:
-    vocab_size: int
-    context_length: int
-    hidden: int
-    blocks: int
-    ffn: int
-    heads: int
-    kv_heads: int
-    head_dim: int
-    rope_theta: float
-    rope_linear_factor: float | None
-    rms_eps: float
-    tied: bool
-
-    @classmethod
-    def from_config(cls, src: Path, facts: ModelConfig) -> _HParams:
-        where = src / CONFIG_FILE
-        config = facts.raw
-
-        def need(key: str) -> int:
-            return facts.require(key, where)
-
-        if config.get("hidden_act", "silu") != "silu":
-            raise UsageError(f"{where}: hidden_act {config.get('hidden_act')!r} is not silu")
-        heads = need("num_attention_heads")
-        hidden = need("hidden_size")
-        kv_heads = facts.kv_heads or heads
-        head_dim = facts.size("head_dim") or hidden // heads
-        if heads % kv_heads or head_dim % 2:
-            raise UsageError(f"{where}: {heads} heads / {kv_heads} kv heads / head_dim {head_dim}")
-        # transformers 5 moved rope settings into rope_parameters; older configs keep
-        # rope_theta and rope_scaling at the top level.
-        rope = dict(config.get("rope_scaling") or {})
-        rope.update(config.get("rope_parameters") or {})
-        rope_type = rope.get("rope_type", rope.get("type", "default"))
-        if rope_type not in ("default", "linear"):
-            raise UsageError(f"{where}: rope type {rope_type!r} is not supported (default, linear)")
-        factor = float(rope["factor"]) if rope_type == "linear" else None
-        theta = rope.get("rope_theta", config.get("rope_theta", 10000.0))
-        if config.get("use_sliding_window") or config.get("sliding_window"):
-            log.info("%s: sliding window attention is not written; llama.cpp attends fully", where)
-        return cls(
-            vocab_size=need("vocab_size"),
-            context_length=int(config.get("max_position_embeddings") or 2048),
-            hidden=hidden,
-            blocks=need("num_hidden_layers"),
-            ffn=need("intermediate_size"),
-            heads=heads,
-            kv_heads=int(kv_heads),
-            head_dim=int(head_dim),
-            rope_theta=float(theta),
-            rope_linear_factor=factor,
-            rms_eps=float(config.get("rms_norm_eps", 1e-6)),
-            tied=bool(facts.tie_word_embeddings),
-        )
-
-    def write(self, writer: Any) -> None:
-        import gguf
-
-        writer.add_vocab_size(self.vocab_size)
-        writer.add_context_length(self.context_length)
-        writer.add_embedding_length(self.hidden)
-        writer.add_block_count(self.blocks)
-        writer.add_feed_forward_length(self.ffn)
-        writer.add_head_count(self.heads)
-        writer.add_head_count_kv(self.kv_heads)
-        writer.add_rope_freq_base(self.rope_theta)
-        writer.add_rope_dimension_count(self.head_dim)
-        writer.add_layer_norm_rms_eps(self.rms_eps)
-        if self.head_dim * self.heads != self.hidden:
-            writer.add_key_length(self.head_dim)
-            writer.add_value_length(self.head_dim)
-        if self.rope_linear_factor is not None:
-            writer.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
-            writer.add_rope_scaling_factor(self.rope_linear_factor)
-
-
-@dataclass(frozen=True)
 class _Planned:
     source: SourceTensor
     name: str
@@ -229,7 +166,7 @@ class _Planned:
 
 
 def _plan(
-    src: Path, arch: Architecture, hp: _HParams, tensors: list[SourceTensor], quant: str
+    src: Path, arch: Architecture, hp: HParams, tensors: list[SourceTensor], quant: str
 ) -> tuple[list[_Planned], list[str]]:
     """Decide each output tensor's GGUF name and type; collect fallbacks."""
     import gguf
@@ -264,7 +201,7 @@ def _plan(
     return planned, fallbacks
 
 
-def _check_shapes(src: Path, hp: _HParams, planned: list[_Planned]) -> None:
+def _check_shapes(src: Path, hp: HParams, planned: list[_Planned]) -> None:
     shapes = {p.name: p.source.shape for p in planned}
     expected = {EMBED.name("gguf"): (hp.vocab_size, hp.hidden)}
     if not hp.tied:
@@ -282,7 +219,7 @@ def _write_gguf(
     path: Path,
     src: Path,
     arch: Architecture,
-    hp: _HParams,
+    hp: HParams,
     tensors: list[SourceTensor],
     tokenizer: Any,
     quant: str,
@@ -305,17 +242,22 @@ def _write_gguf(
         writer.write_kv_data_to_file()
         writer.write_ti_data_to_file()
         for p in planned:
-            writer.write_tensor_data(_convert_tensor(p, hp, arch.gguf_permutes_qk))
+            writer.write_tensor_data(_convert_tensor(p, hp, arch))
     finally:
         writer.close()
     return fallbacks
 
 
-def _convert_tensor(p: _Planned, hp: _HParams, permute: bool) -> np.ndarray[Any, Any]:
+def _convert_tensor(p: _Planned, hp: HParams, arch: Architecture) -> np.ndarray[Any, Any]:
     import gguf
 
     data = read_tensor(p.source)
-    if permute and f".{ATTN_Q.gguf}." in p.name:
+    permute = arch.gguf_permutes_qk
+    offset = arch.norm_offset
+    if offset and arch.is_norm("safetensors", p.source.name):
+        # Gemma stores scale - 1 (its RMSNorm computes x * (1 + w)); GGUF stores the scale.
+        data = data + np.asarray(offset, dtype=data.dtype)
+    elif permute and f".{ATTN_Q.gguf}." in p.name:
         data = permute_qk(data, hp.heads)
     elif permute and f".{ATTN_K.gguf}." in p.name:
         data = permute_qk(data, hp.kv_heads)

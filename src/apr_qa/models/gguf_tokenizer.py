@@ -10,7 +10,6 @@ silently, which is exactly the class of bug apr-qa exists to catch.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 from collections.abc import Mapping
@@ -18,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from apr_qa.errors import EnvironmentProblem, UsageError
+from apr_qa.errors import UsageError
 from apr_qa.models.config import read_config_json
 
 __all__ = ["BPE_PRE_TOKENIZERS", "TokenizerMetadata", "read_tokenizer"]
@@ -89,19 +88,23 @@ class TokenizerMetadata:
             writer.add_chat_template(self.chat_template)
 
 
-def read_tokenizer(src: Path, n_vocab: int) -> TokenizerMetadata:
+def read_tokenizer(
+    src: Path, n_vocab: int, *, add_space_prefix: bool | None = None
+) -> TokenizerMetadata:
     """Read the checkpoint's tokenizer in ``src`` into GGUF tokenizer metadata.
 
     Byte-level BPE (``tokenizer.json``) becomes ``gpt2`` with a decided ``pre``;
     a checkpoint whose tokenizer is not byte-level BPE but ships ``tokenizer.model``
-    becomes SentencePiece (``llama``), which needs the ``sentencepiece`` package.
+    becomes SentencePiece (``llama``, :mod:`apr_qa.models.gguf_tokenizer_spm`), which
+    needs the ``sentencepiece`` package. ``add_space_prefix`` overrides a SentencePiece
+    model's own ``add_dummy_prefix`` (an architecture whose llama.cpp graph fixes it).
     """
     hf_tok = _load_hf_tokenizer(src)
     backend = _backend_json(hf_tok)
     if backend is not None and _is_byte_level_bpe(backend):
         return _byte_level_bpe(src, hf_tok, backend, n_vocab)
     if (src / "tokenizer.model").is_file():
-        return _sentencepiece(src, hf_tok, n_vocab)
+        return _sentencepiece(src, hf_tok, n_vocab, add_space_prefix)
     kind = backend["model"].get("type") if backend else type(hf_tok).__name__
     raise UsageError(
         f"{src}: unsupported tokenizer ({kind}); supported: byte-level BPE tokenizer.json, "
@@ -261,45 +264,23 @@ def _chat_template(hf_tok: Any) -> str | None:
     return template if isinstance(template, str) and template else None
 
 
-def _sentencepiece(src: Path, hf_tok: Any, n_vocab: int) -> TokenizerMetadata:
-    if importlib.util.find_spec("sentencepiece") is None:
-        raise EnvironmentProblem(
-            f"{src / 'tokenizer.model'}: converting a SentencePiece tokenizer needs the "
-            "'sentencepiece' package (pip install sentencepiece)"
-        )
-    model_file = src / "tokenizer.model"
-    processor = importlib.import_module("sentencepiece").SentencePieceProcessor(
-        model_file=str(model_file)
-    )
-    # llama.cpp's SentencePiece tokenizer has no normalizer: a model that rewrites
-    # text (the trainer's defaults nmt_nfkc and remove_extra_whitespaces turn newlines
-    # into spaces and collapse runs) would tokenize differently there.
-    probe = "x  y\n\tz"
-    if processor.decode(processor.encode(probe)) != probe:
-        raise UsageError(
-            f"{model_file}: the SentencePiece normalizer rewrites text (whitespace, "
-            "newlines); llama.cpp does not normalize, so tokenization would differ"
-        )
-    from gguf.vocab import SentencePieceVocab
+def _sentencepiece(
+    src: Path, hf_tok: Any, n_vocab: int, add_space_prefix: bool | None
+) -> TokenizerMetadata:
+    from apr_qa.models.gguf_tokenizer_spm import read_sentencepiece
 
-    vocab = SentencePieceVocab(src)
-    by_id: dict[int, tuple[str, int]] = {}
-    scores_by_id: dict[int, float] = {}
-    for i, (text, score, kind) in enumerate(vocab.all_tokens()):
-        by_id[i] = (text.decode("utf-8"), int(kind))
-        scores_by_id[i] = float(score)
-    tokens, types = _dense_vocab(src, by_id, n_vocab)
+    pieces, dummy_prefix = read_sentencepiece(src, n_vocab)
     add_bos, add_eos = _probe_special_tokens(src, hf_tok)
     return TokenizerMetadata(
         model="llama",
         pre="default",
-        tokens=tokens,
-        token_types=types,
+        tokens=[text for text, _, _ in pieces],
+        token_types=[kind for _, _, kind in pieces],
         merges=[],
-        scores=[scores_by_id.get(i, -1000.0) for i in range(n_vocab)],
+        scores=[score for _, score, _ in pieces],
         special_ids=_special_ids(src, hf_tok, n_vocab),
         add_bos=add_bos,
         add_eos=add_eos,
-        add_space_prefix=True,
+        add_space_prefix=dummy_prefix if add_space_prefix is None else add_space_prefix,
         chat_template=_chat_template(hf_tok),
     )
