@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,6 +29,7 @@ from apr_qa.errors import UsageError
 from apr_qa.models import convert as convert_module
 from apr_qa.models.architectures import ARCHITECTURES
 from apr_qa.models.convert import SUPPORTED_ARCHITECTURES, convert
+from apr_qa.testing.llama_cpp_converter import convert_with_llama_cpp
 
 TEXTS = [
     "What is 12 + 30? The capital of France is Paris. def f(x):\n    return x * 3",
@@ -165,35 +163,15 @@ def test_sentencepiece_vocabulary(
 # --- against llama.cpp's own converter ------------------------------------------------
 
 
-def _llama_cpp_converter() -> Path:
-    """The folder holding llama.cpp's convert_hf_to_gguf.py (from the llama-cpp-python
-    sdist of the installed version). To be replaced by
-    ``apr_qa.testing.llama_cpp_converter.converter_dir()``."""
-    folder = os.environ.get("APR_QA_LLAMA_CPP_CONVERTER")
-    if not folder or not (Path(folder) / "convert_hf_to_gguf.py").is_file():
-        pytest.fail(
-            "set APR_QA_LLAMA_CPP_CONVERTER to the folder holding llama.cpp's "
-            "convert_hf_to_gguf.py (vendor/llama.cpp of the llama-cpp-python sdist)"
-        )
-    return Path(folder)
-
-
 @pytest.fixture(scope="module")
 def llama_cpp_converted(
     checkpoints: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, Path]:
-    folder = _llama_cpp_converter()
     root = tmp_path_factory.mktemp("llama-cpp-gguf")
-    out = {}
-    for key, src in checkpoints.items():
-        dst = root / f"{key}.gguf"
-        cmd = [sys.executable, "convert_hf_to_gguf.py", str(src), "--outtype", "f32"]
-        done = subprocess.run(
-            [*cmd, "--outfile", str(dst)], cwd=folder, capture_output=True, text=True, check=False
-        )
-        assert done.returncode == 0, done.stderr[-2000:]
-        out[key] = dst
-    return out
+    return {
+        key: convert_with_llama_cpp(src, root / f"{key}.gguf", "f32")
+        for key, src in checkpoints.items()
+    }
 
 
 @pytest.mark.slow
