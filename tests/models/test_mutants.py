@@ -24,6 +24,7 @@ import apr_qa.fixtures
 from apr_qa.errors import UsageError
 from apr_qa.fixtures.prompts import FixturePrompt, parse_prompts
 from apr_qa.gates import lookup
+from apr_qa.models.architectures import architecture
 from apr_qa.models.readers import open_model
 from apr_qa.testing.fixtures.specs import FIXTURE_SPECS
 from apr_qa.testing.mutants import EFFECTS, MUTANTS, applies, build_mutant
@@ -215,8 +216,17 @@ def _nonfinite(path: Path) -> list[str]:
 
 
 def _all_zero(path: Path) -> list[str]:
+    """Tensors whose values are all zero; for a norm, whose scale is (Gemma stores
+    scale - 1 in safetensors)."""
+    config = json.loads((path / "config.json").read_text()) if path.is_dir() else {}
+    arch = architecture(config.get("model_type"))
+    offset = float(arch.scale_offset("safetensors") or 0.0)
     with open_model(path) as model:
-        return [i.name for i, a in model.iter_tensors() if not np.any(a)]
+        return [
+            i.name
+            for i, a in model.iter_tensors()
+            if not np.any(a + offset if arch.is_norm("safetensors", i.name) else a)
+        ]
 
 
 @pytest.mark.parametrize(("fixture", "name"), _cases_with("nonfinite_tensor"))
@@ -232,7 +242,7 @@ def test_zero_tensor(corpus: dict[str, Any], fixture: str, name: str) -> None:
 
 
 def _implied_shapes(config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
-    """Every tensor a llama/qwen2 config implies, with its shape (HF names)."""
+    """Every tensor a llama/qwen2/gemma2/phi3 config implies, with its shape (HF names)."""
     h, v, ffn = config["hidden_size"], config["vocab_size"], config["intermediate_size"]
     heads = config["num_attention_heads"]
     kv = config.get("num_key_value_heads") or heads
@@ -256,6 +266,15 @@ def _implied_shapes(config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
         if config["model_type"] == "qwen2":
             for proj, n in (("q", heads), ("k", kv), ("v", kv)):
                 shapes[p + f"self_attn.{proj}_proj.bias"] = (n * hd,)
+        if config["model_type"] == "gemma2":
+            shapes[p + "pre_feedforward_layernorm.weight"] = (h,)
+            shapes[p + "post_feedforward_layernorm.weight"] = (h,)
+        if config["model_type"] == "phi3":
+            for proj in ("q", "k", "v"):
+                del shapes[p + f"self_attn.{proj}_proj.weight"]
+            del shapes[p + "mlp.gate_proj.weight"], shapes[p + "mlp.up_proj.weight"]
+            shapes[p + "self_attn.qkv_proj.weight"] = ((heads + 2 * kv) * hd, h)
+            shapes[p + "mlp.gate_up_proj.weight"] = (2 * ffn, h)
     return shapes
 
 

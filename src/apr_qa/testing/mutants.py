@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from apr_qa.errors import UsageError
-from apr_qa.models.architectures import ATTN_OUT, FFN_DOWN, FFN_UP, architecture
+from apr_qa.models.architectures import ATTN_OUT, ATTN_Q, FFN_DOWN, FFN_UP, architecture
 from apr_qa.testing import mutants_files as files
 from apr_qa.testing import mutants_weights as weights
 from apr_qa.testing.mutants_io import copy_checkpoint, fixture_gguf, read_config
@@ -137,7 +137,25 @@ def _rotary_permuted(config: Mapping[str, Any]) -> bool:
 
 def _rotary_plain(config: Mapping[str, Any]) -> bool:
     arch = architecture(config.get("model_type"))
-    return arch.known and not arch.gguf_permutes_qk
+    # A fused qkv (phi3) has no Q and K rows of their own to permute.
+    return arch.known and not arch.gguf_permutes_qk and ATTN_Q in arch.tensors
+
+
+def _separate_up(config: Mapping[str, Any]) -> bool:
+    # phi3 fuses gate and up into one gate_up_proj.
+    return FFN_UP in architecture(config.get("model_type")).tensors
+
+
+def _logits_uncapped(config: Mapping[str, Any]) -> bool:
+    # Gemma 2 soft-caps its logits (30 tanh(x / 30)): every flooded row saturates at
+    # the cap alike, and PAD wins no more than any other token.
+    return not config.get("final_logit_softcapping")
+
+
+def _bpe_vocabulary(config: Mapping[str, Any]) -> bool:
+    # The gemma2 and phi3 fixtures ship SentencePiece vocabularies, whose GGUF
+    # (tokenizer.ggml.model "llama") has no merges and no pre-tokenizer llama.cpp reads.
+    return config.get("model_type") not in ("gemma2", "phi3")
 
 
 _DOWN = FFN_DOWN.name("safetensors", 0)
@@ -228,6 +246,7 @@ _TABLE: tuple[Mutant, ...] = (
         ("G0-INTEGRITY-003",),
         "zero_tensor",
         _weights("zero-tensor", weights.st_zero_tensor(_UP)),
+        _separate_up,
     ),
     Mutant(
         "activations-exploding",
@@ -253,6 +272,7 @@ _TABLE: tuple[Mutant, ...] = (
         ),
         "pad_flood",
         _gguf("gguf-pad-flood", "f32", weights.gguf_pad_flood),
+        _logits_uncapped,
     ),
     Mutant(
         "tokenizer-missing",
@@ -277,6 +297,7 @@ _TABLE: tuple[Mutant, ...] = (
         ("G0-INTEGRITY-004", _LOAD),
         "load_fails",
         _gguf("gguf-merges-dropped", "f32", files.gguf_drop_merges),
+        _bpe_vocabulary,
     ),
     Mutant(
         "gguf-wrong-pretokenizer",
@@ -285,6 +306,7 @@ _TABLE: tuple[Mutant, ...] = (
         ("F-TOK-PARITY-001",),
         "tokenizer",
         _gguf("gguf-wrong-pretokenizer", "f32", files.gguf_wrong_pre),
+        _bpe_vocabulary,
     ),
     Mutant(
         "hf-wrong-pretokenizer",

@@ -97,13 +97,15 @@ def st_embedding_transposed(tensors: Tensors, config: dict[str, Any]) -> None:
 
 
 def st_norms_zeroed(tensors: Tensors, config: dict[str, Any]) -> None:
-    """Zero every RMSNorm weight (the original's GH-189)."""
+    """Zero every RMSNorm scale (the original's GH-189): the stored weight, or for
+    Gemma, which stores scale - 1, the weight -1."""
     arch = architecture(config.get("model_type"))
     names = [n for n in tensors if arch.is_norm("safetensors", n)]
     if not names:
         raise UsageError("checkpoint has no norm weights")
+    stored = -float(arch.scale_offset("safetensors") or 0.0)
     for name in names:
-        _replace(tensors, name, np.zeros(tensors[name].shape, np.float32))
+        _replace(tensors, name, np.full(tensors[name].shape, stored, np.float32))
 
 
 def st_poke(name: str, value: float) -> Callable[[Tensors, dict[str, Any]], None]:
