@@ -27,7 +27,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from apr_qa.errors import UsageError
-from apr_qa.models.architectures import ATTN_OUT, ATTN_Q, FFN_DOWN, FFN_UP, architecture
+from apr_qa.models.architectures import (
+    ATTN_OUT,
+    ATTN_Q,
+    FFN_DOWN,
+    FFN_UP,
+    GEMMA2_ATTN_POST_NORM,
+    architecture,
+)
 from apr_qa.testing import mutants_files as files
 from apr_qa.testing import mutants_weights as weights
 from apr_qa.testing.mutants_io import copy_checkpoint, fixture_gguf, read_config
@@ -139,6 +146,10 @@ def _rotary_plain(config: Mapping[str, Any]) -> bool:
     arch = architecture(config.get("model_type"))
     # A fused qkv (phi3) has no Q and K rows of their own to permute.
     return arch.known and not arch.gguf_permutes_qk and ATTN_Q in arch.tensors
+
+
+def _attention_output_unnormed(config: Mapping[str, Any]) -> bool:
+    return GEMMA2_ATTN_POST_NORM not in architecture(config.get("model_type")).tensors
 
 
 def _separate_up(config: Mapping[str, Any]) -> bool:
@@ -256,8 +267,9 @@ _TABLE: tuple[Mutant, ...] = (
         "wrong_answers",
         _weights("activations-exploding", weights.st_scale(_O, weights.EXPLODE_FACTOR)),
         # transformers hands back the last layer's output after the final norm: with one
-        # layer, the swamped residual is never seen.
-        _two_layers,
+        # layer, the swamped residual is never seen. Gemma 2 normalizes the attention
+        # output before the residual, so a scaled o_proj comes out as it went in.
+        lambda config: _two_layers(config) and _attention_output_unnormed(config),
     ),
     Mutant(
         "gguf-pad-flood",
