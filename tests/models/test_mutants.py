@@ -216,9 +216,11 @@ def _nonfinite(path: Path) -> list[str]:
 
 
 def _all_zero(path: Path) -> list[str]:
-    """Tensors whose values, as scales (Gemma's norms store scale - 1), are all zero."""
-    arch = architecture(json.loads((path / "config.json").read_text()).get("model_type"))
-    offset = arch.scale_offset("safetensors") or 0.0
+    """Tensors whose values are all zero; for a norm, whose scale is (Gemma stores
+    scale - 1 in safetensors)."""
+    config = json.loads((path / "config.json").read_text()) if path.is_dir() else {}
+    arch = architecture(config.get("model_type"))
+    offset = float(arch.scale_offset("safetensors") or 0.0)
     with open_model(path) as model:
         return [
             i.name

@@ -27,7 +27,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from apr_qa.errors import UsageError
-from apr_qa.models.architectures import ATTN_OUT, FFN_DOWN, architecture
+from apr_qa.models.architectures import (
+    ATTN_OUT,
+    FFN_DOWN,
+    GEMMA2_ATTN_POST_NORM,
+    architecture,
+)
 from apr_qa.testing import mutants_files as files
 from apr_qa.testing import mutants_weights as weights
 from apr_qa.testing.mutants_io import copy_checkpoint, fixture_gguf, read_config
@@ -143,6 +148,16 @@ def _rotary_plain(config: Mapping[str, Any]) -> bool:
     return arch.known and not arch.gguf_permutes_qk
 
 
+def _attention_output_unnormed(config: Mapping[str, Any]) -> bool:
+    return GEMMA2_ATTN_POST_NORM not in architecture(config.get("model_type")).tensors
+
+
+def _logits_uncapped(config: Mapping[str, Any]) -> bool:
+    # Gemma 2 soft-caps its logits (30 tanh(x / 30)): every flooded row saturates at
+    # the cap alike, and PAD wins no more than any other token.
+    return not config.get("final_logit_softcapping")
+
+
 def _norm_offset(config: Mapping[str, Any]) -> bool:
     return bool(architecture(config.get("model_type")).norm_offset)
 
@@ -252,8 +267,9 @@ _TABLE: tuple[Mutant, ...] = (
         "wrong_answers",
         _weights("activations-exploding", weights.st_scale(_O, weights.EXPLODE_FACTOR)),
         # transformers hands back the last layer's output after the final norm: with one
-        # layer, the swamped residual is never seen.
-        _two_layers,
+        # layer, the swamped residual is never seen. Gemma 2 normalizes the attention
+        # output before the residual, so a scaled o_proj comes out as it went in.
+        lambda config: _two_layers(config) and _attention_output_unnormed(config),
     ),
     Mutant(
         "gguf-pad-flood",
@@ -268,6 +284,7 @@ _TABLE: tuple[Mutant, ...] = (
         ),
         "pad_flood",
         _gguf("gguf-pad-flood", "f32", weights.gguf_pad_flood),
+        _logits_uncapped,
     ),
     Mutant(
         "tokenizer-missing",
