@@ -449,15 +449,15 @@ def test_every_record_has_a_stable_key_and_a_hash_of_its_output(tmp_path: Path) 
 
 
 def _unconvertible(tmp_path: Path) -> Path:
-    """A playbook asking for a GGUF of gemma2, a real checkpoint the reference
+    """A playbook asking for a GGUF of qwen3, a real checkpoint the reference
     converter does not support."""
     import shutil
 
-    model = tmp_path / "gemma2"
-    shutil.copytree(Path(__file__).parents[1] / "fixtures" / "arch" / "gemma2", model)
+    model = tmp_path / "qwen3"
+    shutil.copytree(Path(__file__).parents[1] / "fixtures" / "arch" / "qwen3", model)
     book = tmp_path / "book.yaml"
     book.write_text(
-        f"name: conv\nmodel: {{id: org/gemma2, path: {model}}}\n"
+        f"name: conv\nmodel: {{id: org/qwen3, path: {model}}}\n"
         "test_matrix: {modalities: [run], backends: [cpu], formats: [gguf], "
         "quantizations: [q8_0], max_tokens: 8}\n"
         "failure_policy: collect-all\n"

@@ -429,7 +429,7 @@ def test_transposed_dims_are_visible(corpus: dict[str, Any], fixture: str, name:
         qk = {
             i.name: clean.read_tensor(i.name)
             for i in clean.tensor_infos()
-            if ".attn_q." in i.name or ".attn_k." in i.name
+            if any(f".{role}." in i.name for role in ("attn_q", "attn_k", "attn_qkv"))
         }
     with open_model(_artifact(corpus, fixture, name)) as mutant:
         flipped = [
@@ -439,11 +439,18 @@ def test_transposed_dims_are_visible(corpus: dict[str, Any], fixture: str, name:
         ]
         moved = []
         for tensor, data in qk.items():
-            n = heads if ".attn_q." in tensor else kv
             got = mutant.read_tensor(tensor)
-            if not np.array_equal(got, data) and any(
-                np.array_equal(got, f(data, n)) for f in (permute_qk, unpermute_qk)
-            ):
+            if ".attn_qkv." in tensor:  # phi3: q, k and v rows fused, in that order
+                q_rows = data.shape[0] * heads // (heads + 2 * kv)
+                parts = np.split(data, [q_rows, q_rows + q_rows * kv // heads])
+                views = [
+                    np.concatenate([f(parts[0], heads), f(parts[1], kv), parts[2]])
+                    for f in (permute_qk, unpermute_qk)
+                ]
+            else:
+                n = heads if ".attn_q." in tensor else kv
+                views = [f(data, n) for f in (permute_qk, unpermute_qk)]
+            if not np.array_equal(got, data) and any(np.array_equal(got, v) for v in views):
                 moved.append(tensor)
     assert flipped or moved
 

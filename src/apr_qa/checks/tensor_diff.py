@@ -8,7 +8,8 @@ tensors and their float32 copies), dequantized with gguf-py, and compared:
 - ``001`` layout: a tensor whose shape is the reference's reversed, a square
   matrix that matches only transposed, q/k rows in the rotary order the
   architecture does not use (llama.cpp's llama graph wants them permuted,
-  :mod:`apr_qa.models.rotary`; qwen2's wants Hugging Face's order);
+  :mod:`apr_qa.models.rotary`; qwen2's, gemma2's and phi3's want Hugging
+  Face's order; in phi3's fused ``attn_qkv`` the q and k parts are looked at);
 - ``002`` a tensor missing from the GGUF, or of another shape;
 - ``003`` values: the relative error ``‖gguf − ref‖ / ‖ref‖`` above the
   tolerance of the GGUF tensor's stored type (:data:`TOLERANCE`); max absolute
@@ -194,7 +195,9 @@ class _PairDiff:
             ref = ref + np.float32(offset)
         got = gg.read_tensor(gguf_name)
         tol = tolerance_for(ginfo.dtype, self.tolerance)
-        rotary = next((n for role, n in (("attn_q", heads[0]), ("attn_k", heads[1]))
+        # Heads of the rows the rotary permutation moves: q's, k's, or both in a fused qkv.
+        rotary = next((n for role, n in (("attn_q", heads[0]), ("attn_k", heads[1]),
+                                         ("attn_qkv", heads))
                        if f".{role}." in gguf_name), None)  # fmt: skip
         expected, others = got, _other_layouts(got, rotary, arch.gguf_permutes_qk)
         if rotary is not None and arch.gguf_permutes_qk:
@@ -219,17 +222,27 @@ class _PairDiff:
         )
 
 
-def _unpermute(got: npt.NDArray[np.float32], heads: int) -> npt.NDArray[np.float32]:
+def _unpermute(
+    got: npt.NDArray[np.float32], heads: int | tuple[int, int]
+) -> npt.NDArray[np.float32]:
+    """Undo the rotary permutation of q or k rows; ``(heads, kv heads)``: of the q and
+    k parts of a fused qkv (phi3), rows in the order q, k, v."""
     from apr_qa.models.rotary import unpermute_qk
 
     try:
-        return unpermute_qk(got, heads)
+        if isinstance(heads, int):
+            return unpermute_qk(got, heads)
+        q_heads, kv_heads = heads
+        q_rows = got.shape[0] * q_heads // (q_heads + 2 * kv_heads)
+        k_rows = q_rows * kv_heads // q_heads
+        q, k, v = np.split(got, [q_rows, q_rows + k_rows])
+        return np.concatenate([unpermute_qk(q, q_heads), unpermute_qk(k, kv_heads), v])
     except ValueError:
         return got  # rows that do not split into heads: compared as stored
 
 
 def _other_layouts(
-    got: npt.NDArray[np.float32], rotary: int | None, permutes: bool
+    got: npt.NDArray[np.float32], rotary: int | tuple[int, int] | None, permutes: bool
 ) -> list[tuple[str, Callable[[], npt.NDArray[np.float32]]]]:
     """The layouts a broken conversion leaves a tensor in, each made on demand."""
     if rotary is not None:
