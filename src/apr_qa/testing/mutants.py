@@ -222,7 +222,7 @@ _TABLE: tuple[Mutant, ...] = (
         "gguf-norm-offset-missing",
         "Gemma GGUF norms stored as the checkpoint's scale - 1 (the converter's +1 forgotten)",
         "gguf",
-        ("F-A1-001", "F-ROSETTA-INF-002", "F-ROSETTA-DIFF-003"),
+        ("F-A1-001", "F-ROSETTA-INF-001", "F-ROSETTA-INF-002", "F-ROSETTA-DIFF-003"),
         "wrong_answers",
         _gguf("gguf-norm-offset-missing", "f32", weights.gguf_norm_offset_missing),
         _norm_offset,
