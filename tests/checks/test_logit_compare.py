@@ -47,6 +47,17 @@ def test_kl_stats_against_hand_computed_values() -> None:
     assert same.kl_max == pytest.approx(0.0, abs=1e-9) and same.same_top1 == 1.0
 
 
+@pytest.mark.parametrize(
+    ("gap", "agrees"), [(2e-5, True), (9e-4, True), (2e-3, False), (0.2, False)]
+)
+def test_a_near_tie_in_the_reference_is_no_top1_disagreement(gap: float, agrees: bool) -> None:
+    # The reference's top two tokens are `gap` apart; the other side picks the second.
+    high, low = 0.5 + gap / 2, 0.5 - gap / 2
+    ref = np.log(np.array([[high, low]], dtype=np.float64)).astype(np.float32)
+    other = np.log(np.array([[low, high]], dtype=np.float64)).astype(np.float32)
+    assert kl_stats([(ref, other, [0])]).same_top1 == (1.0 if agrees else 0.0)
+
+
 def test_pad_flood_rule() -> None:
     pad, eos = 1, 0
     assert is_pad_flood([1, 1, 1], pad, eos)
