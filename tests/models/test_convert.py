@@ -19,6 +19,7 @@ import gguf
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from lazy_conversions import lazy_conversions
 
 from apr_qa.cli import cli
 from apr_qa.errors import EnvironmentProblem, UsageError
@@ -166,15 +167,7 @@ def converted(
     checkpoints: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
 ) -> Callable[[str, str], Path]:
     """Convert lazily, once per (model, quant), shared by the module."""
-    root = tmp_path_factory.mktemp("gguf")
-    cache: dict[tuple[str, str], Path] = {}
-
-    def get(key: str, quant: str) -> Path:
-        if (key, quant) not in cache:
-            cache[key, quant] = convert(checkpoints[key], root / f"{key}-{quant}.gguf", quant)
-        return cache[key, quant]
-
-    return get
+    return lazy_conversions(checkpoints, tmp_path_factory.mktemp("gguf"))
 
 
 def _field(reader: gguf.GGUFReader, key: str) -> Any:

@@ -34,7 +34,7 @@ from apr_qa.models.architectures import (
 )
 from apr_qa.models.config import CONFIG_FILE, ModelConfig
 from apr_qa.models.convert_hparams import HParams
-from apr_qa.models.convert_kquant import K_QUANTS, quantize_with_llama_cpp
+from apr_qa.models.convert_kquant import K_QUANTS, SIMPLE_FTYPES, quantize_with_llama_cpp
 from apr_qa.models.convert_source import SourceTensor, checkpoint_dir, list_tensors, read_tensor
 from apr_qa.models.rotary import permute_qk
 
@@ -292,16 +292,7 @@ def _kquant_fallbacks(types: Mapping[str, str], quant: str) -> list[str]:
 
 
 # general.file_type (gguf.LlamaFileType) of each simple quant.
-_FILE_TYPES: Mapping[str, int] = {
-    "f32": 0,
-    "f16": 1,
-    "q4_0": 2,
-    "q4_1": 3,
-    "q8_0": 7,
-    "q5_0": 8,
-    "q5_1": 9,
-    "bf16": 32,
-}
+_FILE_TYPES: Mapping[str, int] = {**SIMPLE_FTYPES, "bf16": 32}
 
 
 def _umask() -> int:

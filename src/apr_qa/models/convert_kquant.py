@@ -14,7 +14,7 @@ from pathlib import Path
 
 from apr_qa.errors import EnvironmentProblem, UsageError
 
-__all__ = ["K_QUANTS", "LLAMA_FTYPES", "quantize_with_llama_cpp"]
+__all__ = ["K_QUANTS", "LLAMA_FTYPES", "SIMPLE_FTYPES", "quantize_with_llama_cpp"]
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ K_QUANTS: Mapping[str, int] = {
     "q6_k": 18,
 }
 
-LLAMA_FTYPES: Mapping[str, int] = {
+SIMPLE_FTYPES: Mapping[str, int] = {
     "f32": 0,
     "f16": 1,
     "q4_0": 2,
@@ -39,8 +39,10 @@ LLAMA_FTYPES: Mapping[str, int] = {
     "q8_0": 7,
     "q5_0": 8,
     "q5_1": 9,
-    **K_QUANTS,
 }
+"""The llama_ftype (``general.file_type``) of each type without K-blocks."""
+
+LLAMA_FTYPES: Mapping[str, int] = {**SIMPLE_FTYPES, **K_QUANTS}
 """Every type llama.cpp's quantizer writes from a lossless GGUF (K-quants and the simple ones)."""
 
 
