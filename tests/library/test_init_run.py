@@ -35,7 +35,8 @@ def _ran(name: str, factory: pytest.TempPathFactory) -> tuple[Written, api.RunRe
         where = factory.mktemp(name)
         written = write_playbook(str(fixture_path(name)), where / "p.yaml")
         assert written.template == "full"
-        config = api.RunConfig(output_dir=where / "out")
+        # Two workers, each with one of the two cores (apr_qa.backends.threads).
+        config = api.RunConfig(output_dir=where / "out", workers=2)
         result = api.run(api.load([written.path]), config)
         _RUNS[name] = written, result, where / "out"
     return _RUNS[name]

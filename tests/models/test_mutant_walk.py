@@ -228,7 +228,8 @@ def run_walk(
             )
         )
     out = tmp / "out"
-    execute([load_playbook(b) for b in books], RunOptions(output_dir=out, workers=1))
+    # Two workers, each with one of the two cores (apr_qa.backends.threads).
+    execute([load_playbook(b) for b in books], RunOptions(output_dir=out, workers=2))
     read = read_evidence([out / "evidence.jsonl"])
     assert read.warnings == []
     by_model: dict[str, list[Record]] = {}
