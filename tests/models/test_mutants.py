@@ -420,7 +420,7 @@ def test_transposed_dims_are_visible(corpus: dict[str, Any], fixture: str, name:
     """F-ROSETTA-DIFF-001 is listed: the layout differs from the clean file's. Some
     tensor's shape is the clean one reversed, or q/k rows are the clean ones moved
     by the rotary permutation (one way or the other), heads taken from the metadata."""
-    from apr_qa.models.rotary import permute_qk, unpermute_qk
+    from apr_qa.models.rotary import move_fused_qk, permute_qk, unpermute_qk
 
     with open_model(_clean(fixture, name)) as clean:
         shapes = {i.name: i.shape for i in clean.tensor_infos()}
@@ -441,12 +441,7 @@ def test_transposed_dims_are_visible(corpus: dict[str, Any], fixture: str, name:
         for tensor, data in qk.items():
             got = mutant.read_tensor(tensor)
             if ".attn_qkv." in tensor:  # phi3: q, k and v rows fused, in that order
-                q_rows = data.shape[0] * heads // (heads + 2 * kv)
-                parts = np.split(data, [q_rows, q_rows + q_rows * kv // heads])
-                views = [
-                    np.concatenate([f(parts[0], heads), f(parts[1], kv), parts[2]])
-                    for f in (permute_qk, unpermute_qk)
-                ]
+                views = [move_fused_qk(data, heads, kv, f) for f in (permute_qk, unpermute_qk)]
             else:
                 n = heads if ".attn_q." in tensor else kv
                 views = [f(data, n) for f in (permute_qk, unpermute_qk)]

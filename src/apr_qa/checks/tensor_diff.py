@@ -227,16 +227,12 @@ def _unpermute(
 ) -> npt.NDArray[np.float32]:
     """Undo the rotary permutation of q or k rows; ``(heads, kv heads)``: of the q and
     k parts of a fused qkv (phi3), rows in the order q, k, v."""
-    from apr_qa.models.rotary import unpermute_qk
+    from apr_qa.models.rotary import move_fused_qk, unpermute_qk
 
     try:
         if isinstance(heads, int):
             return unpermute_qk(got, heads)
-        q_heads, kv_heads = heads
-        q_rows = got.shape[0] * q_heads // (q_heads + 2 * kv_heads)
-        k_rows = q_rows * kv_heads // q_heads
-        q, k, v = np.split(got, [q_rows, q_rows + k_rows])
-        return np.concatenate([unpermute_qk(q, q_heads), unpermute_qk(k, kv_heads), v])
+        return move_fused_qk(got, *heads, unpermute_qk)
     except ValueError:
         return got  # rows that do not split into heads: compared as stored
 

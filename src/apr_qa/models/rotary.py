@@ -9,11 +9,12 @@ architectures need it is in :mod:`apr_qa.models.architectures`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-__all__ = ["permute_qk", "unpermute_qk"]
+__all__ = ["move_fused_qk", "permute_qk", "unpermute_qk"]
 
 
 def _swap(data: np.ndarray[Any, Any], heads: int, inner: tuple[int, int]) -> np.ndarray[Any, Any]:
@@ -33,3 +34,16 @@ def unpermute_qk(data: np.ndarray[Any, Any], heads: int) -> np.ndarray[Any, Any]
     """The inverse of :func:`permute_qk`: llama.cpp's interleaved rows back to
     Hugging Face's half-split order."""
     return _swap(data, heads, (data.shape[0] // heads // 2, 2))
+
+
+def move_fused_qk(
+    data: np.ndarray[Any, Any],
+    heads: int,
+    kv_heads: int,
+    move: Callable[[np.ndarray[Any, Any], int], np.ndarray[Any, Any]],
+) -> np.ndarray[Any, Any]:
+    """Apply ``move`` (:func:`permute_qk` or :func:`unpermute_qk`) to the q and k
+    parts of a fused qkv projection (phi3: rows in the order q, k, v); v stays."""
+    q_rows = data.shape[0] * heads // (heads + 2 * kv_heads)
+    q, k, v = np.split(data, [q_rows, q_rows + q_rows * kv_heads // heads])
+    return np.concatenate([move(q, heads), move(k, kv_heads), v])

@@ -27,7 +27,7 @@ from apr_qa.models.architectures import (
     architecture,
     gguf_architecture,
 )
-from apr_qa.models.rotary import permute_qk, unpermute_qk
+from apr_qa.models.rotary import move_fused_qk, permute_qk, unpermute_qk
 from apr_qa.testing.mutants_io import (
     WEIGHTS,
     StTensor,
@@ -241,10 +241,7 @@ def gguf_qk_permutation(src: Path, out: Path) -> Path:
         if f".{ATTN_QKV.gguf}." in name:
             # phi3 fuses q, k and v into one matrix, rows in that order: move q and k.
             _f32_only(name, data, qtype)
-            q_rows = data.shape[0] * heads // (heads + 2 * kv_heads)
-            k_rows = q_rows * kv_heads // heads
-            q, k, v = np.split(data, [q_rows, q_rows + k_rows])
-            return np.concatenate([move(q, heads), move(k, kv_heads), v])
+            return move_fused_qk(data, heads, kv_heads, move)
         return data
 
     return rewrite_gguf(src, out, edit=edit)
